@@ -1,0 +1,48 @@
+# Paywatch: `make run` sets everything up and starts every process; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint setup-run setup-test migrate bench clean
+
+run: setup-run migrate
+	@test -s var/admin-password || $(PY) -c "import secrets; print(secrets.token_urlsafe(12))" > var/admin-password
+	DEMO_ADMIN_PASSWORD="$$(cat var/admin-password)" $(PY) manage.py seed_demo
+	scripts/run
+
+test: setup-test lint
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+
+setup-run: $(VENV)/.installed
+	@scripts/ensure-system-packages redis-server:redis-server
+
+setup-test: $(VENV)/.dev-installed
+	@scripts/ensure-system-packages redis-server:redis-server chromium:chromium
+
+migrate: $(VENV)/.installed
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+bench: $(VENV)/.dev-installed
+	@scripts/ensure-system-packages redis-server:redis-server
+	$(PY) bench/push_latency.py --watchers 1000
+	$(PY) bench/reconcile.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,169 @@
+"""The one way to talk to Midtrans: midtransclient with timeouts, pooling and our errors.
+
+``midtransclient`` makes bare ``requests.request`` calls with no timeout and no
+connection reuse; we hand it a pooled session that always sets a timeout, point
+its base URLs at settings (so the local simulator can stand in), and translate
+its exceptions. Never log ``ApiConfig``: its repr contains the server key.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import midtransclient
+import requests
+from django.conf import settings
+from midtransclient.config import ApiConfig
+from midtransclient.error_midtrans import JSONDecodeError, MidtransAPIError
+from requests.adapters import HTTPAdapter
+
+from checkout import metrics
+from checkout.errors import GatewayRejected, GatewayUnavailable, TransactionNotFound
+from checkout.observations import Observation, observation_from_payload
+
+logger = logging.getLogger("paywatch.gateway")
+T = TypeVar("T")
+
+
+class TimeoutSession(requests.Session):
+    """A pooled session that never waits forever."""
+
+    def __init__(self, timeout: tuple[float, float], pool_size: int = 32) -> None:
+        super().__init__()
+        self.timeout = timeout
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, **kwargs)
+
+
+class _Config(ApiConfig):
+    """ApiConfig whose base URLs come from settings rather than class constants."""
+
+    def get_core_api_base_url(self) -> str:
+        return settings.MIDTRANS["CORE_API_URL"]
+
+    def get_snap_base_url(self) -> str:
+        return settings.MIDTRANS["SNAP_API_URL"]
+
+
+@dataclass(frozen=True)
+class SnapTransaction:
+    token: str
+    redirect_url: str
+
+
+_local = threading.local()
+
+
+def _clients() -> tuple[midtransclient.Snap, midtransclient.CoreApi]:
+    """Return this thread's clients (requests.Session is not shared across threads)."""
+    key = (settings.MIDTRANS["SERVER_KEY"], settings.MIDTRANS["CORE_API_URL"], settings.MIDTRANS["SNAP_API_URL"])
+    if getattr(_local, "key", None) != key:
+        cfg = settings.MIDTRANS
+        session = TimeoutSession((cfg["CONNECT_TIMEOUT"], cfg["READ_TIMEOUT"]))
+        snap = midtransclient.Snap(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])
+        core = midtransclient.CoreApi(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])
+        for client in (snap, core):
+            client.api_config = _Config(cfg["IS_PRODUCTION"], cfg["SERVER_KEY"], cfg["CLIENT_KEY"])
+            client.http_client.http_client = session
+        _local.key, _local.clients = key, (snap, core)
+    return _local.clients
+
+
+@contextmanager
+def _translated(op: str, order_id: str) -> Iterator[None]:
+    """Turn midtransclient/requests failures into the project's exceptions."""
+    started = time.monotonic()
+    result = "ok"
+    try:
+        yield
+    except MidtransAPIError as exc:
+        body = exc.api_response_dict if isinstance(exc.api_response_dict, dict) else {}
+        code = _body_code(body) or exc.http_status_code
+        extra = {"order_id": order_id, "http_status": exc.http_status_code, "response": body}
+        if code == 404 or exc.http_status_code == 404:
+            result = "not_found"
+            raise TransactionNotFound(f"Midtrans has no transaction {order_id}", extra) from None
+        if exc.http_status_code >= 500 or code >= 500 or code == 429 or exc.http_status_code == 429:
+            result = "unavailable"
+            raise GatewayUnavailable(f"Midtrans answered {exc.http_status_code} ({code})", extra) from None
+        result = "rejected"
+        raise GatewayRejected(_messages(body) or f"Midtrans refused the request ({code})", extra) from None
+    except JSONDecodeError:
+        result = "unavailable"
+        raise GatewayUnavailable("Midtrans answered with a non-JSON page", {"order_id": order_id}) from None
+    except requests.Timeout:
+        result = "timeout"
+        raise GatewayUnavailable("Midtrans did not answer in time", {"order_id": order_id}) from None
+    except requests.RequestException as exc:
+        result = "unavailable"
+        raise GatewayUnavailable(f"Midtrans is unreachable ({type(exc).__name__})", {"order_id": order_id}) from None
+    finally:
+        metrics.gateway_calls.labels(op=op, result=result).inc()
+        metrics.gateway_latency.labels(op=op).observe(time.monotonic() - started)
+        if result != "ok":
+            logger.warning("Midtrans call failed", extra={"op": op, "order_id": order_id, "result": result})
+
+
+def _call(op: str, order_id: str, fn: Callable[[], T]) -> T:
+    with _translated(op, order_id):
+        return fn()
+
+
+def _body_code(body: dict[str, Any]) -> int:
+    try:
+        return int(body.get("status_code") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _messages(body: dict[str, Any]) -> str:
+    messages = body.get("error_messages") or [body.get("status_message")]
+    return "; ".join(str(m) for m in messages if m)
+
+
+def snap_create(parameters: dict[str, Any]) -> SnapTransaction:
+    """Create a Snap transaction; return its token and redirect URL."""
+    order_id = parameters["transaction_details"]["order_id"]
+    snap, _ = _clients()
+    answer = _call("snap_create", order_id, lambda: snap.create_transaction(parameters))
+    if not answer.get("token") or not answer.get("redirect_url"):
+        raise GatewayUnavailable("Snap answered without a token", {"order_id": order_id})
+    return SnapTransaction(token=answer["token"], redirect_url=answer["redirect_url"])
+
+
+def transaction_status(order_id: str) -> Observation:
+    """Ask Midtrans for a transaction's status (GET /v2/<id>/status)."""
+    _, core = _clients()
+    body = _call("status", order_id, lambda: core.transactions.status(_quote(order_id)))
+    if _body_code(body) == 404:
+        raise TransactionNotFound(f"Midtrans has no transaction {order_id}", {"response": body})
+    try:
+        return observation_from_payload(body)
+    except Exception as exc:
+        raise GatewayUnavailable(f"Midtrans status answer unusable: {exc}", {"response": body}) from None
+
+
+def transaction_expire(order_id: str) -> dict[str, Any]:
+    """Expire a pending transaction at Midtrans (POST /v2/<id>/expire)."""
+    _, core = _clients()
+    return _call("expire", order_id, lambda: core.transactions.expire(_quote(order_id)))
+
+
+def transaction_cancel(order_id: str) -> dict[str, Any]:
+    """Cancel a transaction at Midtrans (POST /v2/<id>/cancel)."""
+    _, core = _clients()
+    return _call("cancel", order_id, lambda: core.transactions.cancel(_quote(order_id)))
+
+
+def _quote(order_id: str) -> str:
+    # midtransclient does not URL-encode ids; ours are [A-Z0-9-] but be safe.
+    return requests.utils.quote(order_id, safe="")

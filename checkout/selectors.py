@@ -1,0 +1,38 @@
+"""Reads of orders and payments."""
+
+import secrets
+from typing import Any
+
+from checkout.errors import UnknownOrder
+from checkout.models import Order, Payment
+
+
+def payment_for_order_number(number: str) -> Payment:
+    """Return the payment of the order with that number, or raise UnknownOrder."""
+    try:
+        return Payment.objects.select_related("order").get(order__number=number)
+    except Payment.DoesNotExist:
+        raise UnknownOrder(f"unknown order {number}", {"order_id": number}) from None
+
+
+def order_for_customer(number: str, token: str | None) -> Order | None:
+    """Return the order if ``token`` is its access token, else None (never say which failed)."""
+    order = Order.objects.select_related("payment").filter(number=number).first()
+    expected = order.access_token if order else secrets.token_urlsafe(24)
+    if not secrets.compare_digest(expected.encode(), (token or "").encode()) or order is None:
+        return None
+    return order
+
+
+def order_snapshot(order: Order) -> dict[str, Any]:
+    """Return the SPEC's status JSON for an order."""
+    payment = order.payment
+    return {
+        "order": order.number,
+        "order_status": order.status,
+        "payment_status": payment.status,
+        "version": payment.version,
+        "gross_amount": str(payment.amount),
+        "currency": payment.currency,
+        "updated_at": max(order.updated_at, payment.updated_at).isoformat(),
+    }

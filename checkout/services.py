@@ -1,0 +1,310 @@
+"""Writes to orders and payments. ``payment_apply_observation`` is the only status writer."""
+
+import json
+import logging
+import secrets
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from checkout import metrics
+from checkout.errors import TransactionNotFound
+from checkout.models import EventOutcome, EventSource, Order, Payment, PaymentEvent
+from checkout.observations import Observation
+from checkout.signals import payment_status_changed
+from checkout.states import PaymentStatus, decide, payment_status_for
+
+logger = logging.getLogger("paywatch.payments")
+
+_DETAIL_COLUMNS = ("payment_type", "bank", "va_number", "bill_key", "biller_code", "payment_code", "store")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The result of applying one observation to one payment."""
+
+    event_id: int | None
+    outcome: str
+    status_before: str
+    status_after: str
+    version: int
+    needs_confirmation: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.outcome == EventOutcome.APPLIED
+
+
+def order_number_new(now: datetime | None = None) -> str:
+    """Return a number like INV202507180407-3C2A: prefix, Jakarta minute, random suffix."""
+    local = timezone.localtime(now or timezone.now())
+    return f"INV{local:%Y%m%d%H%M}-{secrets.token_hex(2).upper()}"
+
+
+def order_create(
+    *, items: list[dict[str, Any]], customer_name: str = "", customer_email: str = "", currency: str = "IDR"
+) -> Order:
+    """Create an order and its pending payment; retry the number on a collision."""
+    total = sum(Decimal(item["price"]) * int(item["quantity"]) for item in items)
+    expiry = timezone.now() + timedelta(minutes=settings.MIDTRANS["SNAP_EXPIRY_MINUTES"])
+    for _attempt in range(8):
+        try:
+            with transaction.atomic():
+                order = Order.objects.create(
+                    number=order_number_new(), gross_amount=total, currency=currency, items=items,
+                    customer_name=customer_name, customer_email=customer_email,
+                )
+                Payment.objects.create(
+                    order=order, amount=total, currency=currency, expires_at=expiry, next_check_at=timezone.now()
+                )
+                return order
+        except IntegrityError:
+            continue  # two orders in one minute drew the same suffix
+    raise RuntimeError("could not allocate a unique order number")
+
+
+def payment_snap_attach(*, payment_id: int, token: str, redirect_url: str) -> None:
+    """Store the Snap token and redirect URL returned by Midtrans."""
+    Payment.objects.filter(pk=payment_id).update(snap_token=token, redirect_url=redirect_url)
+
+
+def payment_event_record(
+    *,
+    source: str,
+    payment: Payment | None = None,
+    order_number: str = "",
+    raw_body: str = "",
+    headers: dict[str, str] | None = None,
+    client_ip: str | None = None,
+    signature_valid: bool | None = None,
+    payload: dict[str, Any] | None = None,
+    outcome: str = EventOutcome.RECEIVED,
+    detail: str = "",
+) -> PaymentEvent:
+    """Store an input before anything is done with it (its own commit)."""
+    payload = payload if isinstance(payload, dict) else {}
+    return PaymentEvent.objects.create(
+        payment=payment,
+        order_number=(order_number or str(payload.get("order_id") or ""))[:64],
+        source=source,
+        raw_body=raw_body,
+        headers=headers or {},
+        client_ip=client_ip,
+        signature_valid=signature_valid,
+        transaction_status=str(payload.get("transaction_status") or "")[:30],
+        fraud_status=str(payload.get("fraud_status") or "")[:20],
+        status_before=payment.status if payment else "",
+        outcome=outcome,
+        detail=detail,
+        processed_at=None if outcome == EventOutcome.RECEIVED else timezone.now(),
+    )
+
+
+def payment_event_close(*, event_id: int, outcome: str, detail: str = "", payment: Payment | None = None) -> None:
+    """Mark a stored event as settled without applying it (rejected, unknown, failed)."""
+    fields: dict[str, Any] = {"outcome": outcome, "detail": detail, "processed_at": timezone.now()}
+    if payment is not None:
+        fields.update(payment=payment, status_before=payment.status, status_after=payment.status)
+    PaymentEvent.objects.filter(pk=event_id).update(**fields)
+
+
+def payment_event_fail(*, event_id: int, error: BaseException) -> None:
+    """Record that applying an event raised, with its traceback, so it can be retried."""
+    detail = "".join(traceback.format_exception(error))[-4000:]
+    payment_event_close(event_id=event_id, outcome=EventOutcome.ERROR, detail=detail)
+
+
+@transaction.atomic
+def payment_apply_observation(
+    *, payment_id: int, observation: Observation, source: str, event_id: int, confirmed: bool = False
+) -> Transition:
+    """Apply what Midtrans said to a payment: locked, monotonic, idempotent, audited.
+
+    A reversal out of a paid state is only applied when ``confirmed`` (the
+    caller asked Midtrans's status API); otherwise the transition comes back
+    with ``needs_confirmation`` and nothing changes.
+    """
+    payment = Payment.objects.select_for_update().select_related("order").get(pk=payment_id)
+    order = payment.order
+    before = payment.status
+    target = payment_status_for(observation.transaction_status, observation.fraud_status)
+
+    def finish(outcome: str, detail: str = "", needs_confirmation: bool = False) -> Transition:
+        PaymentEvent.objects.filter(pk=event_id).update(
+            payment=payment, order_number=order.number, status_before=before, status_after=payment.status,
+            version_after=payment.version, outcome=outcome, detail=detail, processed_at=timezone.now(),
+            transaction_status=observation.transaction_status[:30], fraud_status=observation.fraud_status[:20],
+        )
+        metrics.observations.labels(source=source, outcome=outcome).inc()
+        return Transition(event_id, outcome, before, payment.status, payment.version, needs_confirmation)
+
+    if observation.gross_amount != payment.amount or (
+        observation.currency and observation.currency != payment.currency
+    ):
+        logger.warning(
+            "Amount mismatch", extra={"order": order.number, "expected": str(payment.amount),
+                                      "got": str(observation.gross_amount), "currency": observation.currency},
+        )
+        return finish(EventOutcome.AMOUNT_MISMATCH, f"expected {payment.amount} {payment.currency}, "
+                      f"got {observation.gross_amount} {observation.currency or '?'}")
+    if target is None:
+        return finish(EventOutcome.ERROR, f"unknown Midtrans status {observation.transaction_status!r}")
+
+    _copy_details(payment, observation)
+    if target == before:
+        payment.save(update_fields=[*_DETAIL_COLUMNS, "transaction_status", "fraud_status",
+                                    "midtrans_transaction_id", "updated_at"])
+        return finish(EventOutcome.DUPLICATE, "status unchanged")
+    decision = decide(before, target, order.status)
+    if not decision.allowed:
+        return finish(EventOutcome.STALE, f"{before} → {target} is not allowed (order {order.status})")
+    if decision.needs_confirmation and not confirmed:
+        return finish(EventOutcome.STALE, f"{before} → {target} needs confirmation with Midtrans",
+                      needs_confirmation=True)
+
+    payment.status = target
+    payment.version += 1
+    if target == PaymentStatus.SUCCESS and payment.paid_at is None:
+        payment.paid_at = timezone.now()
+    payment.save()
+    order.status = decision.order_status
+    order.save(update_fields=["status", "updated_at"])
+    transition = finish(EventOutcome.APPLIED, f"{before} → {target}")
+    logger.info(
+        "Auto-updated payment",
+        extra={"order": order.number, "from": before, "to": target, "order_status": order.status,
+               "version": payment.version, "source": source, "event_id": event_id},
+    )
+    metrics.transitions.labels(source=source, to=target).inc()
+    transaction.on_commit(lambda: _announce(payment, order, source, event_id))
+    return transition
+
+
+def payment_observe(
+    *, payment: Payment, observation: Observation, source: str, event_id: int
+) -> Transition:
+    """Apply an observation; confirm a reversal with the status API before applying it."""
+    transition = payment_apply_observation(
+        payment_id=payment.pk, observation=observation, source=source, event_id=event_id
+    )
+    if not transition.needs_confirmation:
+        return transition
+    from checkout import gateway  # the gateway imports services' types
+
+    confirmed = gateway.transaction_status(payment.order.number)
+    confirm_event = payment_event_record(
+        source=source, payment=payment, raw_body=_json(confirmed.raw), payload=confirmed.raw,
+        detail=f"confirmation of event #{event_id}",
+    )
+    return payment_apply_observation(
+        payment_id=payment.pk, observation=confirmed, source=source, event_id=confirm_event.pk, confirmed=True
+    )
+
+
+def payment_check_now(*, payment: Payment, source: str) -> Transition:
+    """Ask Midtrans for the transaction's status now and apply the answer.
+
+    Raises GatewayUnavailable when Midtrans cannot answer; a transaction
+    Midtrans does not know yet (no method chosen) is recorded and changes nothing.
+    """
+    from checkout import gateway
+
+    now = timezone.now()
+    Payment.objects.filter(pk=payment.pk).update(last_checked_at=now)
+    try:
+        observation = gateway.transaction_status(payment.order.number)
+    except TransactionNotFound as exc:
+        event = payment_event_record(
+            source=source, payment=payment, raw_body=_json(exc.extra.get("response", {})),
+            outcome=EventOutcome.DUPLICATE, detail="Midtrans has no transaction yet (no payment method chosen)",
+        )
+        return Transition(event.pk, EventOutcome.DUPLICATE, payment.status, payment.status, payment.version)
+    event = payment_event_record(source=source, payment=payment, raw_body=_json(observation.raw),
+                                 payload=observation.raw)
+    try:
+        # The status API is the confirmation itself: no second call for a reversal.
+        return payment_apply_observation(
+            payment_id=payment.pk, observation=observation, source=source, event_id=event.pk, confirmed=True
+        )
+    except Exception as exc:
+        payment_event_fail(event_id=event.pk, error=exc)
+        raise
+
+
+def _copy_details(payment: Payment, observation: Observation) -> None:
+    for name in _DETAIL_COLUMNS:
+        value = observation.details.get(name)
+        if value:
+            setattr(payment, name, value[:40])
+    payment.transaction_status = observation.transaction_status[:30]
+    payment.fraud_status = observation.fraud_status[:20]
+    if observation.transaction_id:
+        payment.midtrans_transaction_id = observation.transaction_id[:64]
+
+
+def _announce(payment: Payment, order: Order, source: str, event_id: int) -> None:
+    results = payment_status_changed.send_robust(
+        sender=Payment, payment_id=payment.pk, order_number=order.number, order_status=order.status,
+        payment_status=payment.status, version=payment.version, source=source, event_id=event_id,
+    )
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            logger.error("payment_status_changed receiver failed", exc_info=result,
+                         extra={"receiver": repr(receiver), "order": order.number})
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+__all__ = ["EventSource", "Transition", "order_create", "payment_apply_observation", "payment_check_now"]
+
+
+def order_checkout_snap(*, order: Order, finish_url: str) -> Payment:
+    """Create the Snap transaction for an order and store its token and redirect URL.
+
+    Raises GatewayError; the order then stays pending without a token, which
+    the reconcile and the expiry cleanup know how to end.
+    """
+    from checkout import gateway
+
+    payment = order.payment
+    minutes = max(1, int((payment.expires_at - timezone.now()).total_seconds() // 60)) if payment.expires_at else 60
+    start = timezone.localtime(timezone.now())
+    snap = gateway.snap_create({
+        "transaction_details": {"order_id": order.number, "gross_amount": int(order.gross_amount)},
+        "item_details": [
+            {"id": i["sku"], "name": i["name"][:50], "price": int(i["price"]), "quantity": int(i["quantity"])}
+            for i in order.items
+        ],
+        "customer_details": {"first_name": order.customer_name or "Customer", "email": order.customer_email},
+        "expiry": {"start_time": start.strftime("%Y-%m-%d %H:%M:%S %z"), "unit": "minute", "duration": minutes},
+        "callbacks": {"finish": finish_url},
+    })
+    payment_snap_attach(payment_id=payment.pk, token=snap.token, redirect_url=snap.redirect_url)
+    payment.snap_token, payment.redirect_url = snap.token, snap.redirect_url
+    return payment
+
+
+def payment_refresh_claim(*, payment_id: int) -> float:
+    """Claim the right to ask Midtrans for this payment now; return 0 or seconds to wait.
+
+    One conditional UPDATE, so concurrent clicks in several processes get one call.
+    """
+    from django.db.models import Q
+
+    now = timezone.now()
+    interval = timedelta(seconds=settings.REFRESH_MIN_INTERVAL_SECONDS)
+    claimed = Payment.objects.filter(
+        Q(last_refresh_at__isnull=True) | Q(last_refresh_at__lte=now - interval), pk=payment_id
+    ).update(last_refresh_at=now)
+    if claimed:
+        return 0.0
+    last = Payment.objects.values_list("last_refresh_at", flat=True).get(pk=payment_id)
+    return max(1.0, (last + interval - now).total_seconds())

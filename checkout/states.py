@@ -1,0 +1,115 @@
+"""The payment state machine: the one table of what Midtrans says and what may follow.
+
+Everything that decides a payment's or an order's status reads this module;
+views, tasks and commands never compare statuses themselves.
+"""
+
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending"
+    CHALLENGE = "challenge"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+P = PaymentStatus
+
+# (transaction_status, fraud_status) -> our payment status. ``None`` as the
+# fraud status matches an absent or unlisted one.
+MIDTRANS_TO_PAYMENT: dict[tuple[str, str | None], PaymentStatus] = {
+    ("pending", None): P.PENDING,
+    ("authorize", None): P.PENDING,
+    ("authorize", "challenge"): P.CHALLENGE,
+    ("authorize", "deny"): P.FAILED,
+    ("capture", None): P.SUCCESS,
+    ("capture", "accept"): P.SUCCESS,
+    ("capture", "challenge"): P.CHALLENGE,
+    ("capture", "deny"): P.FAILED,
+    ("settlement", None): P.SUCCESS,
+    ("settlement", "accept"): P.SUCCESS,
+    ("deny", None): P.FAILED,
+    ("failure", None): P.FAILED,
+    ("cancel", None): P.CANCELLED,
+    ("expire", None): P.EXPIRED,
+    ("refund", None): P.REFUNDED,
+    ("chargeback", None): P.REFUNDED,
+    ("partial_refund", None): P.PARTIALLY_REFUNDED,
+    ("partial_chargeback", None): P.PARTIALLY_REFUNDED,
+}
+
+# current -> statuses it may move to. Missing means terminal.
+#  - failed is a denied attempt: a Snap order stays payable by another method;
+#  - success leaves only for a refund/chargeback or a reversal (see REVERSALS).
+ALLOWED: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    P.PENDING: frozenset({P.CHALLENGE, P.SUCCESS, P.FAILED, P.CANCELLED, P.EXPIRED}),
+    P.CHALLENGE: frozenset({P.SUCCESS, P.FAILED, P.CANCELLED, P.EXPIRED}),
+    P.FAILED: frozenset({P.PENDING, P.CHALLENGE, P.SUCCESS, P.CANCELLED, P.EXPIRED}),
+    P.SUCCESS: frozenset({P.REFUNDED, P.PARTIALLY_REFUNDED, P.FAILED, P.CANCELLED}),
+    P.PARTIALLY_REFUNDED: frozenset({P.REFUNDED}),
+}
+
+# Moves out of a paid state that take money back: a settlement turned into
+# deny (Permata, Mandiri bill, Indomaret) or a capture cancelled. They must be
+# confirmed with Midtrans's status API before they are applied, and they end
+# the order.
+REVERSALS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
+    {(P.SUCCESS, P.FAILED), (P.SUCCESS, P.CANCELLED)}
+)
+
+# Order status that follows a payment status.
+ORDER_FOR_PAYMENT: dict[PaymentStatus, OrderStatus] = {
+    P.PENDING: OrderStatus.PENDING,
+    P.CHALLENGE: OrderStatus.PENDING,
+    P.FAILED: OrderStatus.PENDING,
+    P.SUCCESS: OrderStatus.PROCESSING,
+    P.PARTIALLY_REFUNDED: OrderStatus.PROCESSING,
+    P.REFUNDED: OrderStatus.REFUNDED,
+    P.CANCELLED: OrderStatus.CANCELLED,
+    P.EXPIRED: OrderStatus.EXPIRED,
+}
+FINAL_ORDER_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
+
+# Payment statuses the reconcile keeps asking Midtrans about.
+OPEN_PAYMENT_STATUSES = frozenset({P.PENDING, P.CHALLENGE, P.FAILED})
+
+
+def payment_status_for(transaction_status: str, fraud_status: str | None) -> PaymentStatus | None:
+    """Map a Midtrans (transaction_status, fraud_status) pair; ``None`` if unknown."""
+    ts = (transaction_status or "").strip().lower()
+    fs = (fraud_status or "").strip().lower() or None
+    return MIDTRANS_TO_PAYMENT.get((ts, fs)) or MIDTRANS_TO_PAYMENT.get((ts, None))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the table says about moving ``current`` to ``target``."""
+
+    allowed: bool
+    needs_confirmation: bool
+    order_status: OrderStatus | None
+
+
+def decide(current: str, target: str, order_status: str) -> Decision:
+    """Decide whether a payment may move from ``current`` to ``target``."""
+    current, target = PaymentStatus(current), PaymentStatus(target)
+    if order_status in FINAL_ORDER_STATUSES or target not in ALLOWED.get(current, frozenset()):
+        return Decision(allowed=False, needs_confirmation=False, order_status=None)
+    if (current, target) in REVERSALS:
+        return Decision(allowed=True, needs_confirmation=True, order_status=OrderStatus.CANCELLED)
+    return Decision(allowed=True, needs_confirmation=False, order_status=ORDER_FOR_PAYMENT[target])

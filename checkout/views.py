@@ -1,0 +1,116 @@
+"""The customer's pages: the demo shop, checkout, the waiting page and its JSON."""
+
+import logging
+import math
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from checkout import metrics, selectors, services
+from checkout.errors import GatewayError, GatewayUnavailable
+from checkout.forms import CheckoutForm
+from checkout.models import EventSource, Order, Product
+
+logger = logging.getLogger("paywatch.checkout")
+
+
+@require_GET
+def shop(request: HttpRequest) -> HttpResponse:
+    """List the demo products."""
+    products = Product.objects.order_by("price")
+    return render(request, "checkout/shop.html", {"products": products, "form": CheckoutForm()})
+
+
+@require_POST
+def checkout(request: HttpRequest) -> HttpResponse:
+    """Create the order and its Snap transaction, then send the customer to pay."""
+    form = CheckoutForm(request.POST)
+    if not form.is_valid():
+        products = Product.objects.order_by("price")
+        return render(request, "checkout/shop.html", {"products": products, "form": form}, status=400)
+    order = services.order_create(items=form.items(), customer_name=form.cleaned_data["name"],
+                                  customer_email=form.cleaned_data["email"])
+    try:
+        payment = services.order_checkout_snap(order=order, finish_url=waiting_page_url(order))
+    except GatewayError as exc:
+        logger.warning("Snap transaction not created", extra={"order": order.number, "error": exc.message})
+        return render(request, "checkout/gateway_error.html", {"order": order, "error": exc.message}, status=502)
+    return redirect(payment.redirect_url)
+
+
+def waiting_page_url(order: Order, absolute: bool = True) -> str:
+    """Return the customer's link to the waiting page, token included."""
+    path = reverse("checkout:order", args=[order.number]) + f"?t={order.access_token}"
+    return settings.PUBLIC_BASE_URL + path if absolute else path
+
+
+def _customer_order(request: HttpRequest, number: str) -> Order:
+    order = selectors.order_for_customer(number, request.GET.get("t"))
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+@require_GET
+def order_page(request: HttpRequest, number: str) -> HttpResponse:
+    """Render the waiting page; the script keeps it live."""
+    order = _customer_order(request, number)
+    return render(request, "checkout/order.html", {
+        "order": order,
+        "payment": order.payment,
+        "snapshot": selectors.order_snapshot(order),
+        "token": order.access_token,
+        "fallback_seconds": settings.PAYMENT_FALLBACK_SECONDS,
+        "refresh_message": request.GET.get("refreshed", ""),
+    })
+
+
+@require_GET
+def order_status(request: HttpRequest, number: str) -> JsonResponse:
+    """Return the status snapshot as JSON."""
+    return JsonResponse(selectors.order_snapshot(_customer_order(request, number)))
+
+
+@require_POST
+def order_refresh(request: HttpRequest, number: str) -> HttpResponse:
+    """Ask Midtrans now (rate-limited per order); JSON, or back to the page for a plain form."""
+    order = _customer_order(request, number)
+    wants_html = "application/json" not in request.headers.get("Accept", "")
+    wait = services.payment_refresh_claim(payment_id=order.payment.pk)
+    if wait:
+        metrics.refreshes.labels(result="limited").inc()
+        return _refresh_answer(request, order, wants_html, 429, f"Checked recently; try again in {math.ceil(wait)} s.",
+                               retry_after=math.ceil(wait))
+    try:
+        services.payment_check_now(payment=order.payment, source=EventSource.REFRESH)
+    except GatewayUnavailable as exc:
+        metrics.refreshes.labels(result="unavailable").inc()
+        return _refresh_answer(request, order, wants_html, 503,
+                               f"Could not reach the payment gateway ({exc.message}). Try again shortly.")
+    except GatewayError as exc:
+        metrics.refreshes.labels(result="error").inc()
+        return _refresh_answer(request, order, wants_html, 502, f"The payment gateway refused: {exc.message}")
+    metrics.refreshes.labels(result="ok").inc()
+    return _refresh_answer(request, order, wants_html, 200, "Checked with the payment gateway just now.")
+
+
+def _refresh_answer(
+    request: HttpRequest, order: Order, wants_html: bool, status: int, message: str, retry_after: int | None = None
+) -> HttpResponse:
+    order.refresh_from_db()
+    order.payment.refresh_from_db()
+    if wants_html:
+        query = urlencode({"refreshed": message})
+        response: HttpResponse = redirect(f"{waiting_page_url(order, absolute=False)}&{query}")
+    else:
+        data = selectors.order_snapshot(order)
+        if status != 200:
+            data["error"] = message
+        response = JsonResponse({**data, "message": message}, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response

@@ -1,0 +1,165 @@
+"""Settings for Paywatch, read from the environment (12-factor).
+
+Every variable has a default that works on a developer's machine: SQLite under
+``var/``, Redis on localhost, the local Midtrans simulator on port 8900.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# The default key only ever signs a local development database; production
+# must set SECRET_KEY (checked by `manage.py check --deploy`).
+SECRET_KEY = env.str("SECRET_KEY", default="paywatch-insecure-development-key-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "django_prometheus",
+    "checkout",
+    "realtime",
+    "reconcile",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'paywatch.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take the write lock up front, so two concurrent
+    # notifications queue on the busy timeout instead of failing mid-way;
+    # WAL lets readers (the waiting page) proceed during a write.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=20),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    if DATABASES["default"].get("TEST") is None:
+        DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "Asia/Jakarta"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# pub/sub was measured faster than the core layer here (docs/benchmarks.md);
+# CHANNEL_LAYER=core switches back. The host options defuse two redis-py 8
+# traps (socket_timeout closing idle sockets; a 100-connection pool cap).
+CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
+_layer_host = {"address": REDIS_URL, "socket_timeout": None, "max_connections": 10_000}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": (
+            "channels_redis.pubsub.RedisPubSubChannelLayer"
+            if CHANNEL_LAYER == "pubsub"
+            else "channels_redis.core.RedisChannelLayer"
+        ),
+        "CONFIG": {"hosts": [_layer_host]},
+    },
+}
+if CHANNEL_LAYER != "pubsub":
+    CHANNEL_LAYERS["default"]["CONFIG"].update(capacity=1000, expiry=60)
+
+Q_CLUSTER = {
+    "name": "paywatch",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=240),
+    "retry": env.int("Q_RETRY", default=300),
+    "max_attempts": 1,
+    "catch_up": False,
+    "redis": REDIS_URL,
+    "orm": None,
+    "ack_failures": True,
+    "label": "Django Q2",
+}
+
+MIDTRANS = {
+    # The default key is the local simulator's, not a Midtrans credential.
+    "SERVER_KEY": env.str("MIDTRANS_SERVER_KEY", default="SB-Mid-server-LOCAL-SIMULATOR"),
+    "CLIENT_KEY": env.str("MIDTRANS_CLIENT_KEY", default="SB-Mid-client-LOCAL-SIMULATOR"),
+    "IS_PRODUCTION": env.bool("MIDTRANS_IS_PRODUCTION", default=False),
+    "CORE_API_URL": env.str("MIDTRANS_CORE_API_URL", default="http://127.0.0.1:8900").rstrip("/"),
+    "SNAP_API_URL": env.str("MIDTRANS_SNAP_API_URL", default="http://127.0.0.1:8900/snap/v1").rstrip("/"),
+    "CONNECT_TIMEOUT": env.float("MIDTRANS_CONNECT_TIMEOUT", default=3.05),
+    "READ_TIMEOUT": env.float("MIDTRANS_READ_TIMEOUT", default=10.0),
+    "SNAP_EXPIRY_MINUTES": env.int("MIDTRANS_SNAP_EXPIRY_MINUTES", default=60 * 24),
+}
+
+PAYMENT_FALLBACK_SECONDS = env.int("PAYMENT_FALLBACK_SECONDS", default=30)
+REFRESH_MIN_INTERVAL_SECONDS = env.int("REFRESH_MIN_INTERVAL_SECONDS", default=10)
+RECONCILE_INTERVAL_MINUTES = env.int("RECONCILE_INTERVAL_MINUTES", default=5)
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "project.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=PUBLIC_BASE_URL.startswith("https"))
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL]
