@@ -1,0 +1,266 @@
+"""The simulator's behaviour, independent of HTTP: create, move, notify, expire."""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from simulator import engine
+from simulator.notifier import Notifier
+from simulator.payloads import now, status_code_for, transaction_body
+from simulator.store import DuplicateOrder, Store, Transaction
+
+ORDER_ID_RE = re.compile(r"^[A-Za-z0-9\-_~.]+$")
+EXPIRY_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+DEFAULT_EXPIRY = timedelta(hours=24)
+
+
+class SnapError(Exception):
+    """A Snap request Midtrans would refuse: HTTP status and error_messages."""
+
+    def __init__(self, status: int, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.status = status
+        self.messages = messages
+
+
+class UnknownOrder(Exception):
+    """No transaction has this order_id."""
+
+
+def parse_notify(mode: str | None) -> tuple[str, float]:
+    """Parse a notify mode: send|drop|duplicate|reorder|delay:<seconds>."""
+    mode = (mode or "send").strip().lower()
+    if mode.startswith("delay:"):
+        try:
+            seconds = float(mode.split(":", 1)[1])
+        except ValueError:
+            raise engine.BadRequest(f"bad notify mode {mode!r}") from None
+        if seconds < 0:
+            raise engine.BadRequest("delay must not be negative")
+        return "delay", seconds
+    if mode not in ("send", "drop", "duplicate", "reorder"):
+        raise engine.BadRequest(f"bad notify mode {mode!r}; use send|drop|duplicate|reorder|delay:<seconds>")
+    return mode, 0.0
+
+
+def _amount(value: Any) -> int | None:
+    """Return an integral amount (int, integral float or digit string), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.0+)?", value.strip()):
+        return int(float(value))
+    return None
+
+
+def validate_snap(body: Any) -> tuple[str, int]:
+    """Validate a Snap request like Midtrans; return (order_id, gross_amount)."""
+    if not isinstance(body, dict):
+        raise SnapError(400, ["Request body is not valid JSON"])
+    details = body.get("transaction_details")
+    if not isinstance(details, dict):
+        raise SnapError(400, ["transaction_details is required"])
+    errors: list[str] = []
+    order_id = details.get("order_id")
+    if order_id in (None, ""):
+        errors.append("transaction_details.order_id is required")
+    elif not isinstance(order_id, str) or not ORDER_ID_RE.match(order_id):
+        errors.append("transaction_details.order_id may only contain alpha-numeric, dash(-), "
+                      "underscore(_), tilde (~), and dot (.)")
+    elif len(order_id) > 50:
+        errors.append("transaction_details.order_id too long. Max 50 characters.")
+    raw_gross = details.get("gross_amount")
+    gross = _amount(raw_gross)
+    if raw_gross is None:
+        errors.append("transaction_details.gross_amount is required")
+    elif gross is None:
+        errors.append("transaction_details.gross_amount must be an integer")
+    elif gross <= 0:
+        errors.append("transaction_details.gross_amount must be greater than 0")
+    items = body.get("item_details")
+    if items is not None:
+        if not isinstance(items, list):
+            errors.append("item_details must be an array")
+        else:
+            total = 0
+            for i, item in enumerate(items):
+                price = _amount(item.get("price")) if isinstance(item, dict) else None
+                qty = _amount(item.get("quantity")) if isinstance(item, dict) else None
+                if price is None or qty is None:
+                    errors.append(f"item_details[{i}] needs an integer price and quantity")
+                else:
+                    total += price * qty
+            if gross is not None and not errors and total != gross:
+                errors.append("transaction_details.gross_amount is not equal to the sum of item_details")
+    if errors:
+        raise SnapError(400, errors)
+    return str(order_id), int(gross or 0)
+
+
+def _expiry_deadline(expiry: Any, created: datetime) -> datetime:
+    """Return when the Snap transaction expires, from Snap's ``expiry`` object."""
+    if not isinstance(expiry, dict):
+        return created + DEFAULT_EXPIRY
+    start = created
+    if expiry.get("start_time"):
+        try:
+            start = datetime.strptime(str(expiry["start_time"]), "%Y-%m-%d %H:%M:%S %z")
+        except ValueError:
+            raise SnapError(400, ["expiry.start_time must be formatted as yyyy-MM-dd HH:mm:ss Z"]) from None
+    unit = str(expiry.get("unit", "minute")).lower().rstrip("s")
+    if unit not in EXPIRY_UNITS:
+        raise SnapError(400, ["expiry.unit must be one of second, minute, hour, day"])
+    try:
+        duration = int(expiry.get("duration", 0))
+    except (TypeError, ValueError):
+        raise SnapError(400, ["expiry.duration must be an integer"]) from None
+    if duration <= 0:
+        raise SnapError(400, ["expiry.duration must be greater than 0"])
+    return start + timedelta(seconds=duration * EXPIRY_UNITS[unit])
+
+
+def finish_redirect(tx: Transaction) -> str | None:
+    """Return callbacks.finish with Snap's query (order_id, status_code, transaction_status)."""
+    if not tx.finish_url or tx.status is None:
+        return None
+    query = urlencode({
+        "order_id": tx.order_id,
+        "status_code": status_code_for(tx.status, tx.fraud_status),
+        "transaction_status": tx.status,
+    })
+    return tx.finish_url + ("&" if "?" in tx.finish_url else "?") + query
+
+
+class Simulator:
+    """Owns the store, the notifier and the expiry sweeper."""
+
+    def __init__(self, *, server_key: str, notify_url: str, retry_scale: float = 1.0,
+                 state_file: str | None = None, public_url: str | None = None,
+                 merchant_id: str = "G000000000") -> None:
+        self.server_key = server_key
+        self.notify_url = notify_url
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.merchant_id = merchant_id
+        self.stop = threading.Event()
+        self.store = Store(state_file)
+        self.notifier = Notifier(self.store, notify_url, retry_scale, self.stop)
+
+    # -- creation -----------------------------------------------------------------
+    def create_transaction(self, body: Any, base_url: str) -> Transaction:
+        """Validate a Snap request and store the new transaction."""
+        order_id, gross = validate_snap(body)
+        created = now()
+        expires = _expiry_deadline(body.get("expiry"), created)
+        token = str(uuid.uuid4())
+        base = self.public_url or base_url.rstrip("/")
+        callbacks = body.get("callbacks") if isinstance(body.get("callbacks"), dict) else {}
+        tx = Transaction(
+            order_id=order_id, gross_amount=gross, token=token,
+            redirect_url=f"{base}/snap/v2/vtweb/{token}",
+            created_at=created.isoformat(), expires_at=expires.isoformat(),
+            finish_url=callbacks.get("finish") or None,
+            customer_details=body.get("customer_details") or {},
+            item_details=body.get("item_details") or [],
+            enabled_payments=[str(p) for p in body.get("enabled_payments") or []],
+            expiry=body.get("expiry") if isinstance(body.get("expiry"), dict) else None,
+        )
+        try:
+            self.store.create(tx)
+        except DuplicateOrder:
+            raise SnapError(406, ["transaction_details.order_id has already been taken"]) from None
+        return tx
+
+    # -- moves --------------------------------------------------------------------
+    def act(self, order_id: str, action: str, *, notify: str | None = "send", strict: bool = False,
+            source: str = "control", **params: Any) -> tuple[Transaction, dict[str, Any] | None]:
+        """Apply a move, record its payload and send it as the notify mode says."""
+        mode, delay = parse_notify(notify)
+        with self.store.lock:
+            tx = self.store.get(order_id)
+            if tx is None:
+                raise UnknownOrder(order_id)
+            refund = engine.apply(tx, action, strict=strict, **params)
+            if tx.status is None:  # Snap page expiry without a method: nothing to send
+                tx.history.append({"at": now().isoformat(), "action": action, "source": source,
+                                   "transaction_status": None, "notify": "none"})
+                self.store.save()
+                return tx, refund
+            payload = transaction_body(tx, self.server_key, self.merchant_id)
+            previous = tx.payloads[-1] if tx.payloads else None
+            tx.payloads.append(payload)
+            enabled = bool(self.store.config.get("notifications", True))
+            tx.history.append({"at": now().isoformat(), "action": action, "source": source,
+                               "transaction_status": tx.status, "fraud_status": tx.fraud_status,
+                               "notify": (notify or "send") if enabled else "off"})
+            self.store.save()
+        if enabled:
+            self.notifier.dispatch(tx.order_id, self._plan(mode, payload, previous), delay)
+        return tx, refund
+
+    @staticmethod
+    def _plan(mode: str, payload: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """Return the payloads to deliver, in order, for a notify mode."""
+        if mode == "drop":
+            return []
+        if mode == "duplicate":
+            return [payload, payload]
+        if mode == "reorder" and previous is not None:
+            return [payload, previous]
+        return [payload]
+
+    # -- views of a transaction ---------------------------------------------------------
+    def status_body(self, tx: Transaction) -> dict[str, Any]:
+        """Return the Core API GET status body."""
+        return transaction_body(tx, self.server_key, self.merchant_id, "Success, transaction is found")
+
+    def tx_json(self, tx: Transaction) -> dict[str, Any]:
+        """Return the control API's JSON view of a transaction."""
+        with self.store.lock:
+            data = tx.to_dict()
+        data.pop("payloads")
+        data["status_code"] = status_code_for(tx.status, tx.fraud_status) if tx.status else None
+        data["finish_redirect_url"] = finish_redirect(tx)
+        data["refunded_amount"] = sum(r["amount"] for r in tx.refunds)
+        data["last_payload"] = tx.payloads[-1] if tx.payloads else None
+        for key, value in tx.method.items():
+            data.setdefault(key, value)
+        if tx.payment_type == "bank_transfer" and tx.method.get("bank") != "permata":
+            data["va_numbers"] = [{"bank": tx.method.get("bank"), "va_number": tx.method.get("va_number")}]
+        if tx.method.get("bank") == "permata":
+            data["permata_va_number"] = tx.method.get("va_number")
+        last = tx.notifications[-1] if tx.notifications else None
+        data["last_notification"] = None if last is None else (last.get("http_status") or last.get("error"))
+        return data
+
+    # -- expiry ---------------------------------------------------------------------
+    def sweep(self) -> int:
+        """Expire pending transactions past their deadline; return how many moved."""
+        moved = 0
+        current = now()
+        for tx in self.store.all():
+            if datetime.fromisoformat(tx.expires_at) > current:
+                continue
+            if tx.status == "pending" or (tx.status is None and not tx.page_expired):
+                try:
+                    self.act(tx.order_id, "expire", source="sweeper")
+                    moved += 1
+                except (engine.NotAllowed, UnknownOrder):
+                    pass
+        return moved
+
+    def start_sweeper(self, interval: float = 1.0) -> threading.Thread:
+        """Run ``sweep`` every interval seconds until stopped."""
+        def loop() -> None:
+            while not self.stop.wait(interval):
+                self.sweep()
+        thread = threading.Thread(target=loop, name="expiry-sweeper", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,174 @@
+"""Thread-safe in-memory state (optionally persisted to a JSON file)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "status_latency_ms": 0,
+    "error_rate": 0.0,
+    "error_mode": "500",
+    "notifications": True,
+}
+ERROR_MODES = ("500", "503", "429", "timeout", "html502")
+
+
+@dataclass
+class Transaction:
+    """One Snap transaction and what happened to it."""
+
+    order_id: str
+    gross_amount: int
+    token: str
+    redirect_url: str
+    created_at: str
+    expires_at: str
+    finish_url: str | None = None
+    customer_details: dict[str, Any] = field(default_factory=dict)
+    item_details: list[dict[str, Any]] = field(default_factory=list)
+    enabled_payments: list[str] = field(default_factory=list)
+    expiry: dict[str, Any] | None = None
+    status: str | None = None
+    payment_type: str | None = None
+    fraud_status: str | None = None
+    transaction_id: str | None = None
+    transaction_time: str | None = None
+    settlement_time: str | None = None
+    page_expired: bool = False
+    method: dict[str, Any] = field(default_factory=dict)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a deep copy as plain JSON-able data."""
+        return copy.deepcopy(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transaction:
+        """Build from ``to_dict`` output, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class DuplicateOrder(Exception):
+    """The order_id is already used by another transaction."""
+
+
+class Store:
+    """All transactions and the runtime config, guarded by one re-entrant lock."""
+
+    def __init__(self, state_file: str | None = None, config: dict[str, Any] | None = None) -> None:
+        self.lock = threading.RLock()
+        self.state_file = Path(state_file) if state_file else None
+        self.initial_config = {**DEFAULT_CONFIG, **(config or {})}
+        self.config: dict[str, Any] = dict(self.initial_config)
+        self.generation = 0
+        self._orders: dict[str, Transaction] = {}
+        self._tokens: dict[str, str] = {}
+        self.load()
+
+    def create(self, tx: Transaction) -> None:
+        """Add a new transaction; raise DuplicateOrder for a reused order_id."""
+        with self.lock:
+            if tx.order_id in self._orders:
+                raise DuplicateOrder(tx.order_id)
+            self._orders[tx.order_id] = tx
+            self._tokens[tx.token] = tx.order_id
+            self.save()
+
+    def get(self, order_id: str) -> Transaction | None:
+        """Return the live transaction for an order_id (or transaction_id)."""
+        with self.lock:
+            tx = self._orders.get(order_id)
+            if tx is None:
+                tx = next((t for t in self._orders.values() if t.transaction_id == order_id), None)
+            return tx
+
+    def by_token(self, token: str) -> Transaction | None:
+        """Return the live transaction for a Snap token."""
+        with self.lock:
+            order_id = self._tokens.get(token)
+            return self._orders.get(order_id) if order_id else None
+
+    def all(self) -> list[Transaction]:
+        """Return all live transactions, newest first."""
+        with self.lock:
+            return sorted(self._orders.values(), key=lambda t: t.created_at, reverse=True)
+
+    def reset(self) -> None:
+        """Forget every transaction, restore the start-up config, cancel pending deliveries."""
+        with self.lock:
+            self._orders.clear()
+            self._tokens.clear()
+            self.config = dict(self.initial_config)
+            self.generation += 1
+            self.save()
+
+    def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Validate and apply config changes; return the new config."""
+        clean: dict[str, Any] = {}
+        if "status_latency_ms" in changes:
+            clean["status_latency_ms"] = max(0, int(changes["status_latency_ms"]))
+        if "error_rate" in changes:
+            rate = float(changes["error_rate"])
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError("error_rate must be between 0 and 1")
+            clean["error_rate"] = rate
+        if "error_mode" in changes:
+            mode = str(changes["error_mode"])
+            if mode not in ERROR_MODES:
+                raise ValueError(f"error_mode must be one of {', '.join(ERROR_MODES)}")
+            clean["error_mode"] = mode
+        if "notifications" in changes:
+            value = changes["notifications"]
+            if isinstance(value, str):
+                value = value.lower() in ("1", "true", "on", "yes")
+            clean["notifications"] = bool(value)
+        with self.lock:
+            self.config.update(clean)
+            self.save()
+            return dict(self.config)
+
+    def record_attempt(self, order_id: str, generation: int, record: dict[str, Any]) -> bool:
+        """Append a delivery attempt; False when the store was reset since (stop delivering)."""
+        with self.lock:
+            tx = self._orders.get(order_id)
+            if generation != self.generation or tx is None:
+                return False
+            tx.notifications.append(record)
+            self.save()
+            return True
+
+    def save(self) -> None:
+        """Write the state file, if one is configured (atomically)."""
+        if self.state_file is None:
+            return
+        with self.lock:
+            data = {
+                "config": self.config,
+                "orders": [t.to_dict() for t in self._orders.values()],
+            }
+            tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
+            tmp.write_text(json.dumps(data, indent=1))
+            os.replace(tmp, self.state_file)
+
+    def load(self) -> None:
+        """Read the state file, if one is configured and exists."""
+        if self.state_file is None or not self.state_file.exists():
+            return
+        data = json.loads(self.state_file.read_text() or "{}")
+        with self.lock:
+            self.config.update(data.get("config", {}))
+            for raw in data.get("orders", []):
+                tx = Transaction.from_dict(raw)
+                self._orders[tx.order_id] = tx
+                self._tokens[tx.token] = tx.order_id
