@@ -329,11 +329,18 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, [self.sim.tx_json(t) for t in self.sim.store.all()])
 
     def order_get(self, id: str) -> None:  # noqa: A002 - route parameter
-        """GET /sim/orders/<id>."""
+        """GET /sim/orders/<id>[?wait_attempts=N&timeout=S] (long-polls for N delivery attempts)."""
         tx = self.sim.store.get(id)
         if tx is None:
             self._json(404, {"error": f"unknown order {id}"})
             return
+        if self.query.get("wait_attempts"):
+            try:
+                count, timeout = int(self.query["wait_attempts"]), float(self.query.get("timeout", 10))
+            except ValueError:
+                self._json(400, {"error": "wait_attempts must be an integer, timeout a number"})
+                return
+            self.sim.store.wait_attempts(tx.order_id, count, min(max(timeout, 0.0), 60.0))
         self._json(200, self.sim.tx_json(tx))
 
     def order_action(self, id: str, action: str) -> None:  # noqa: A002 - route parameter

@@ -68,6 +68,7 @@ class Store:
 
     def __init__(self, state_file: str | None = None, config: dict[str, Any] | None = None) -> None:
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
         self.state_file = Path(state_file) if state_file else None
         self.initial_config = {**DEFAULT_CONFIG, **(config or {})}
         self.config: dict[str, Any] = dict(self.initial_config)
@@ -146,7 +147,14 @@ class Store:
                 return False
             tx.notifications.append(record)
             self.save()
+            self.changed.notify_all()
             return True
+
+    def wait_attempts(self, order_id: str, count: int, timeout: float) -> None:
+        """Wait (bounded) until an order has at least count recorded delivery attempts."""
+        with self.changed:
+            self.changed.wait_for(
+                lambda: len(getattr(self._orders.get(order_id), "notifications", [])) >= count, timeout)
 
     def save(self) -> None:
         """Write the state file, if one is configured (atomically)."""

@@ -119,9 +119,10 @@ class Sim:
         """POST a control action."""
         return requests.post(f"{self.url}/sim/orders/{order_id}/{action}", params=params, timeout=10)
 
-    def order(self, order_id: str) -> dict[str, Any]:
-        """GET the control API view of an order."""
-        response = requests.get(f"{self.url}/sim/orders/{order_id}", timeout=10)
+    def order(self, order_id: str, wait_attempts: int = 0) -> dict[str, Any]:
+        """GET the control API view of an order (after at least wait_attempts delivery attempts)."""
+        params = {"wait_attempts": wait_attempts, "timeout": WAIT} if wait_attempts else {}
+        response = requests.get(f"{self.url}/sim/orders/{order_id}", params=params, timeout=WAIT + 5)
         response.raise_for_status()
         return response.json()
 
