@@ -26,6 +26,7 @@ setup-test: $(VENV)/.dev-installed
 migrate: $(VENV)/.installed
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

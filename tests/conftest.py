@@ -1,0 +1,77 @@
+"""Fixtures shared by the whole suite: a real Redis for every test, the full stack on demand."""
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+
+from tests.support.servers import start_redis
+from tests.support.stack import Stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a real redis-server on a free port and point the settings at it."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    url = f"redis://127.0.0.1:{server.port}/0"
+    settings.REDIS_URL = url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = url
+    settings.Q_CLUSTER["redis"] = url
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, django_db_blocker, redis_url: str
+) -> Iterator[Stack]:
+    """Run daphne, the simulator (and workers on demand) as real processes on the test database.
+
+    Tests that use it need ``transactional_db`` so that what they write is
+    committed where the other processes can see it.
+    """
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db_name = connection.settings_dict["NAME"]
+    running = Stack(tmp_path_factory.mktemp("stack"), db_name=db_name, redis_url=redis_url)
+    original = dict(settings.MIDTRANS)
+    settings.MIDTRANS.update(
+        SERVER_KEY=running.env["MIDTRANS_SERVER_KEY"], CORE_API_URL=running.sim_url,
+        SNAP_API_URL=f"{running.sim_url}/snap/v1", READ_TIMEOUT=3.0,
+    )
+    settings.PUBLIC_BASE_URL = running.web_url
+    yield running
+    settings.MIDTRANS.update(original)
+    running.stop()
+
+
+@pytest.fixture
+def products(db):
+    """The demo catalogue."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", verbosity=0)
+    from checkout.models import Product
+
+    return {p.sku: p for p in Product.objects.all()}
+
+
+@pytest.fixture
+def make_order(db):
+    """Create an order with its pending payment (no gateway call)."""
+    from checkout import services
+
+    def make(amount: int = 85_000, quantity: int = 1):
+        return services.order_create(
+            items=[{"sku": "kopi-gayo", "name": "Kopi", "price": amount, "quantity": quantity}],
+            customer_email="budi@example.com",
+        )
+
+    return make
+
+
+@pytest.fixture
+def amount() -> Decimal:
+    return Decimal("85000.00")

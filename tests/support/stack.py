@@ -1,0 +1,121 @@
+"""The whole product as real processes: redis, the simulator, daphne and a qcluster worker."""
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.servers import ServerProcess, free_port, start_simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_KEY = "SB-Mid-server-TEST-KEY"
+
+
+class Stack:
+    """Real web (daphne), simulator and worker processes sharing the test database."""
+
+    def __init__(self, workdir: Path, db_name: str, redis_url: str, **settings: str) -> None:
+        self.workdir = workdir
+        self.redis_url = redis_url
+        self.web_port = free_port()
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
+        self.notify_url = f"{self.web_url}/payments/midtrans/notification"
+        self.simulator = start_simulator(workdir, notify_url=self.notify_url, server_key=SERVER_KEY)
+        self.sim_url = self.simulator.url
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DATABASE_URL": f"sqlite:///{db_name}",
+            "REDIS_URL": redis_url,
+            "MIDTRANS_SERVER_KEY": SERVER_KEY,
+            "MIDTRANS_CORE_API_URL": self.sim_url,
+            "MIDTRANS_SNAP_API_URL": f"{self.sim_url}/snap/v1",
+            "MIDTRANS_READ_TIMEOUT": "3",
+            "PUBLIC_BASE_URL": self.web_url,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PAYMENT_FALLBACK_SECONDS": "3",
+            "REFRESH_MIN_INTERVAL_SECONDS": "2",
+            "PYTHONPATH": str(ROOT),
+            **settings,
+        }
+        self.web: ServerProcess | None = None
+        self.workers: list[ServerProcess] = []
+        self.start_web()
+
+    def start_web(self) -> None:
+        """Start daphne on the stack's fixed port and wait until /healthz answers."""
+        self.web = ServerProcess(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port), "project.asgi:application"],
+            log_path=self.workdir / "daphne.log", env=self.env, cwd=ROOT, ready_url=f"{self.web_url}/healthz",
+        ).start()
+
+    def restart_web(self) -> None:
+        """Stop daphne (cutting every websocket) and start it again on the same port."""
+        assert self.web is not None
+        self.web.stop()
+        self.start_web()
+
+    def start_worker(self, **env: str) -> ServerProcess:
+        """Start a django-q2 qcluster against the stack's database and Redis."""
+        worker = ServerProcess(
+            [sys.executable, "manage.py", "qcluster"], log_path=self.workdir / f"qcluster-{len(self.workers)}.log",
+            env={**self.env, **env}, cwd=ROOT, ready_url=None,
+        ).start()
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.web, self.simulator]:
+            if proc is not None:
+                proc.stop()
+
+    # --- the simulator's control API -------------------------------------------------
+    def sim(self, action: str, order_id: str, **params: Any) -> dict[str, Any]:
+        """POST /sim/orders/<id>/<action>; raise on a non-2xx answer."""
+        response = requests.post(f"{self.sim_url}/sim/orders/{order_id}/{action}", params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def sim_order(self, order_id: str) -> dict[str, Any]:
+        response = requests.get(f"{self.sim_url}/sim/orders/{order_id}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def sim_config(self, **config: Any) -> dict[str, Any]:
+        response = requests.post(f"{self.sim_url}/sim/config", json=config, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    # --- the shop, as a customer ---------------------------------------------------------
+    def checkout(self, sku: str = "kopi-gayo", quantity: int = 1) -> "Checkout":
+        """Check out through the shop over HTTP; return the order and the Snap redirect."""
+        session = requests.Session()
+        shop = session.get(f"{self.web_url}/", timeout=10)
+        shop.raise_for_status()
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', shop.text).group(1)
+        response = session.post(
+            f"{self.web_url}/checkout/", allow_redirects=False, timeout=15,
+            data={"csrfmiddlewaretoken": csrf, "product": sku, "quantity": quantity,
+                  "name": "Budi", "email": "budi@example.com"},
+            headers={"Referer": f"{self.web_url}/"},
+        )
+        assert response.status_code == 302, response.text[:500]
+        return Checkout(self, response.headers["Location"])
+
+
+class Checkout:
+    """One order checked out through the shop, identified the way the customer sees it."""
+
+    def __init__(self, stack: Stack, redirect_url: str) -> None:
+        from checkout.models import Payment
+
+        self.redirect_url = redirect_url
+        payment = Payment.objects.select_related("order").get(redirect_url=redirect_url)
+        self.number = payment.order.number
+        self.token = payment.order.access_token
+        self.page_url = f"{stack.web_url}/orders/{self.number}/?t={self.token}"
+        self.status_url = f"{stack.web_url}/orders/{self.number}/status?t={self.token}"
+        self.ws_url = stack.web_url.replace("http", "ws", 1) + f"/ws/orders/{self.number}/?t={self.token}"
