@@ -14,10 +14,13 @@ from tests.support.stack import Stack
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a real redis-server on a free port and point the settings at it."""
     server = start_redis(tmp_path_factory.mktemp("redis"))
-    url = f"redis://127.0.0.1:{server.port}/0"
+    url = server.url
     settings.REDIS_URL = url
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = url
     settings.Q_CLUSTER["redis"] = url
+    from django_q.conf import Conf
+
+    Conf.REDIS = url  # django-q2 copies its settings at import
     yield url
     server.stop()
 

@@ -1,6 +1,5 @@
 """The whole product as real processes: redis, the simulator, daphne and a qcluster worker."""
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -8,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.support.servers import ServerProcess, free_port, start_simulator
+from tests.support.servers import ServerProcess, free_port, http_ready, start_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_KEY = "SB-Mid-server-TEST-KEY"
@@ -26,7 +25,6 @@ class Stack:
         self.simulator = start_simulator(workdir, notify_url=self.notify_url, server_key=SERVER_KEY)
         self.sim_url = self.simulator.url
         self.env = {
-            **os.environ,
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "DATABASE_URL": f"sqlite:///{db_name}",
             "REDIS_URL": redis_url,
@@ -48,8 +46,10 @@ class Stack:
     def start_web(self) -> None:
         """Start daphne on the stack's fixed port and wait until /healthz answers."""
         self.web = ServerProcess(
+            "daphne",
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port), "project.asgi:application"],
-            log_path=self.workdir / "daphne.log", env=self.env, cwd=ROOT, ready_url=f"{self.web_url}/healthz",
+            self.workdir, url=self.web_url, ready=http_ready(f"{self.web_url}/healthz"), env=self.env, cwd=ROOT,
+            port=self.web_port,
         ).start()
 
     def restart_web(self) -> None:
@@ -61,8 +61,8 @@ class Stack:
     def start_worker(self, **env: str) -> ServerProcess:
         """Start a django-q2 qcluster against the stack's database and Redis."""
         worker = ServerProcess(
-            [sys.executable, "manage.py", "qcluster"], log_path=self.workdir / f"qcluster-{len(self.workers)}.log",
-            env={**self.env, **env}, cwd=ROOT, ready_url=None,
+            f"qcluster-{len(self.workers)}", [sys.executable, "manage.py", "qcluster"], self.workdir,
+            env={**self.env, **env}, cwd=ROOT,
         ).start()
         self.workers.append(worker)
         return worker
