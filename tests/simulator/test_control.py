@@ -209,3 +209,20 @@ def test_cli_unreachable_simulator() -> None:
     result = run_cli("settle", "X-1", "--url", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 2
     assert "not reachable" in result.stderr
+
+
+def test_state_file_survives_restart(tmp_path, notify_server, order_id: str) -> None:
+    """With --state-file, transactions survive a restart of the simulator process."""
+    from tests.simulator.conftest import SERVER_KEY
+    from tests.support.servers import start_simulator
+
+    state = tmp_path / "state.json"
+    with start_simulator(tmp_path, notify_server.url, SERVER_KEY, extra_args=["--state-file", str(state)]) as proc:
+        snap = midtransclient.Snap(server_key=SERVER_KEY)
+        snap.api_config.SNAP_SANDBOX_BASE_URL = f"{proc.url}/snap/v1"
+        snap.create_transaction({"transaction_details": {"order_id": order_id, "gross_amount": 7000}})
+        requests.post(f"{proc.url}/sim/orders/{order_id}/settle", params={"notify": "drop"}, timeout=5)
+    assert proc.proc.returncode == 0
+    with start_simulator(tmp_path, notify_server.url, SERVER_KEY, extra_args=["--state-file", str(state)]) as proc:
+        data = requests.get(f"{proc.url}/sim/orders/{order_id}", timeout=5).json()
+    assert (data["status"], data["gross_amount"]) == ("settlement", 7000)
