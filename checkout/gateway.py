@@ -65,9 +65,9 @@ _local = threading.local()
 
 def _clients() -> tuple[midtransclient.Snap, midtransclient.CoreApi]:
     """Return this thread's clients (requests.Session is not shared across threads)."""
-    key = (settings.MIDTRANS["SERVER_KEY"], settings.MIDTRANS["CORE_API_URL"], settings.MIDTRANS["SNAP_API_URL"])
+    cfg = settings.MIDTRANS
+    key = tuple(cfg[name] for name in ("SERVER_KEY", "CORE_API_URL", "SNAP_API_URL", "CONNECT_TIMEOUT", "READ_TIMEOUT"))
     if getattr(_local, "key", None) != key:
-        cfg = settings.MIDTRANS
         session = TimeoutSession((cfg["CONNECT_TIMEOUT"], cfg["READ_TIMEOUT"]))
         snap = midtransclient.Snap(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])
         core = midtransclient.CoreApi(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])

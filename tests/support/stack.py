@@ -92,6 +92,9 @@ class Stack:
     # --- the shop, as a customer ---------------------------------------------------------
     def checkout(self, sku: str = "kopi-gayo", quantity: int = 1) -> "Checkout":
         """Check out through the shop over HTTP; return the order and the Snap redirect."""
+        from django.core.management import call_command
+
+        call_command("seed_demo", verbosity=0)  # idempotent; the test database is flushed between tests
         session = requests.Session()
         shop = session.get(f"{self.web_url}/", timeout=10)
         shop.raise_for_status()

@@ -1,0 +1,76 @@
+"""The gateway against the simulator as a real process: timeouts, pooling, errors translated."""
+
+import pytest
+
+from checkout import gateway
+from checkout.errors import GatewayRejected, GatewayUnavailable, TransactionNotFound
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def sim(stack):
+    yield stack
+    stack.sim_config(error_rate=0.0, status_latency_ms=0)
+
+
+def snap_params(order_id: str, amount: int = 10_000) -> dict:
+    return {"transaction_details": {"order_id": order_id, "gross_amount": amount},
+            "item_details": [{"id": "x", "name": "X", "price": amount, "quantity": 1}]}
+
+
+def new_id() -> str:
+    import secrets
+
+    return f"GW-{secrets.token_hex(6)}"
+
+
+def test_snap_create_then_status_as_a_typed_observation(sim) -> None:
+    order_id = new_id()
+    created = gateway.snap_create(snap_params(order_id))
+    assert created.token and created.redirect_url.startswith(sim.sim_url)
+    with pytest.raises(TransactionNotFound):
+        gateway.transaction_status(order_id)  # no method chosen yet: Midtrans says 404
+    sim.sim("settle", order_id, notify="drop")
+    observation = gateway.transaction_status(order_id)
+    assert (observation.order_id, observation.transaction_status, str(observation.gross_amount)) == (
+        order_id, "settlement", "10000.00")
+
+
+def test_reused_order_id_and_bad_key_are_rejections(sim, settings) -> None:
+    order_id = new_id()
+    gateway.snap_create(snap_params(order_id))
+    with pytest.raises(GatewayRejected):
+        gateway.snap_create(snap_params(order_id))
+    settings.MIDTRANS = {**settings.MIDTRANS, "SERVER_KEY": "SB-Mid-server-WRONG"}
+    with pytest.raises(GatewayRejected):
+        gateway.snap_create(snap_params(new_id()))
+
+
+@pytest.mark.parametrize("mode", ["500", "503", "429", "html502"])
+def test_outages_are_unavailable(sim, mode) -> None:
+    sim.sim_config(error_rate=1.0, error_mode=mode)
+    with pytest.raises(GatewayUnavailable):
+        gateway.transaction_status(new_id())
+
+
+def test_a_hanging_midtrans_times_out(sim, settings) -> None:
+    settings.MIDTRANS = {**settings.MIDTRANS, "READ_TIMEOUT": 0.5}
+    sim.sim_config(error_rate=1.0, error_mode="timeout")
+    with pytest.raises(GatewayUnavailable, match="in time"):
+        gateway.transaction_status(new_id())
+
+
+def test_unreachable_midtrans_is_unavailable(settings) -> None:
+    from tests.support.servers import free_port
+
+    settings.MIDTRANS = {**settings.MIDTRANS, "CORE_API_URL": f"http://127.0.0.1:{free_port()}"}
+    with pytest.raises(GatewayUnavailable, match="unreachable"):
+        gateway.transaction_status("INV-NOWHERE")
+
+
+def test_the_client_gets_a_pooled_session_with_a_timeout(settings) -> None:
+    snap, core = gateway._clients()
+    session = core.http_client.http_client
+    assert isinstance(session, gateway.TimeoutSession) and session is snap.http_client.http_client
+    assert session.timeout == (settings.MIDTRANS["CONNECT_TIMEOUT"], settings.MIDTRANS["READ_TIMEOUT"])
