@@ -1,5 +1,6 @@
 """The waiting page's websocket: authorize, join the order's group, snapshot, forward."""
 
+import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -9,27 +10,37 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from checkout import selectors
 from realtime.groups import order_group
 
+# Sent after accepting, so that a browser sees the code (a refused handshake
+# reaches scripts only as 1006) and stops reconnecting.
 FORBIDDEN = 4403
 
 
 class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
-    """``/ws/orders/<number>/?t=<token>``: the snapshot on connect, then one message per change."""
+    """``/ws/orders/<number>/?t=<token>``: the snapshot on connect, then one message per change.
+
+    Only messages newer than what this socket has already carried are sent:
+    the snapshot is read after joining the group, so a change can arrive both
+    in it and as a message, and broadcasts from different processes may cross.
+    """
 
     group: str | None = None
+    version: int = 0
 
     async def connect(self) -> None:
         number = self.scope["url_route"]["kwargs"]["number"]
         token = _query_token(self.scope.get("query_string", b""))
-        snapshot = await database_sync_to_async(_snapshot_for)(number, token)
-        if snapshot is None:
+        if await database_sync_to_async(_snapshot_for)(number, token) is None:
+            await self.accept()
             await self.close(code=FORBIDDEN)
             return
         self.group = order_group(number)
-        # Join before reading the snapshot we send, so nothing lands in between.
+        # Join first, then read the snapshot: a change committed in between is
+        # then in the snapshot or in a message, never lost.
         await self.channel_layer.group_add(self.group, self.channel_name)
+        snapshot = await database_sync_to_async(_snapshot_for)(number, token)
         await self.accept()
-        snapshot = await database_sync_to_async(_snapshot_for)(number, token) or snapshot
-        await self.send_json({"type": "payment.status", **snapshot, "source": "snapshot"})
+        if snapshot is not None:
+            await self.payment_status({"type": "payment.status", **snapshot, "source": "snapshot"})
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -39,7 +50,19 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None  # a client's garbage is ignored, not a reason to crash the socket
+
     async def payment_status(self, event: dict[str, Any]) -> None:
+        """Forward a change (or the snapshot) unless this socket already carried that version."""
+        version = event.get("version")
+        if not isinstance(version, int) or version <= self.version:
+            return
+        self.version = version
         await self.send_json(event)
 
 
