@@ -73,6 +73,7 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'paywatch.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)  # git-ignored; a fresh clone has none
     # IMMEDIATE transactions take the write lock up front, so two concurrent
     # notifications queue on the busy timeout instead of failing mid-way;
     # WAL lets readers (the waiting page) proceed during a write.
