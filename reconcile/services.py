@@ -1,0 +1,341 @@
+"""The reconcile and the expiry cleanup: ask Midtrans about open payments, apply what it says.
+
+Every status change goes through ``checkout.services`` (the one writer), so
+it is audited, monotonic and pushed live like a webhook's.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+from redis.exceptions import LockError
+
+from checkout import gateway
+from checkout import selectors as checkout_selectors
+from checkout import services as checkout_services
+from checkout.errors import (
+    ApplicationError,
+    GatewayError,
+    GatewayUnavailable,
+    MalformedNotification,
+    TransactionNotFound,
+    UnknownOrder,
+)
+from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
+from checkout.observations import Observation, observation_from_payload
+from checkout.states import OPEN_PAYMENT_STATUSES
+from reconcile import conf, metrics, schedule, selectors
+from reconcile.models import NotificationRetry
+from reconcile.runner import Run, run_pool
+
+logger = logging.getLogger("paywatch.reconcile")
+
+
+@dataclass
+class RunSummary:
+    """What one reconcile run did."""
+
+    checked: int = 0       # payments Midtrans answered about (a 404 for "no method chosen" included)
+    fixed: int = 0         # of those, payments whose status changed
+    errors: int = 0        # checks that failed for another reason (recorded, retried later)
+    skipped: int = 0       # due payments left for the next run (deadline or open circuit)
+    unavailable: int = 0   # calls that found Midtrans down, slow, rate-limiting or answering garbage
+    reapplied: int = 0     # stored notifications re-applied
+    calls: int = 0
+    circuit_open: bool = False
+    out_of_time: bool = False
+    locked: bool = False   # another run held the lock: this one did nothing
+    duration: float = 0.0
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+
+
+def reconcile_run(
+    *,
+    budget_seconds: float | None = None,
+    lock_timeout: float | None = None,
+    concurrency: int | None = None,
+    max_calls_per_second: float | None = None,
+) -> RunSummary:
+    """Check every due open payment with Midtrans and re-apply failed notifications; one run at a time.
+
+    A Redis lock (which expires should this worker die) keeps a second run
+    out; the run stops issuing calls at its time budget or when Midtrans is
+    unavailable, and leaves what remains to the next run.
+    """
+    started = time.monotonic()
+    budget = conf.time_budget_seconds() if budget_seconds is None else budget_seconds
+    lock = _redis().lock(conf.LOCK_KEY, timeout=lock_timeout or conf.lock_timeout_seconds(budget), blocking=False)
+    if not lock.acquire(blocking=False):
+        logger.info("Reconcile already running elsewhere; skipping this run")
+        metrics.runs.labels(result="locked").inc()
+        return RunSummary(locked=True, duration=time.monotonic() - started)
+    try:
+        run = Run(budget_seconds=budget, concurrency=concurrency or conf.concurrency(),
+                  max_calls_per_second=conf.max_calls_per_second() if max_calls_per_second is None
+                  else max_calls_per_second)
+        summary = RunSummary()
+        _reapply_notifications(run, summary)
+        _check_due(run, summary)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            logger.warning("Reconcile lock expired before the run ended")
+    summary.calls, summary.circuit_open = run.calls, run.circuit.is_open
+    summary.out_of_time = summary.skipped > 0 and not summary.circuit_open
+    summary.duration = time.monotonic() - started
+    result = "circuit" if summary.circuit_open else "budget" if summary.out_of_time else "completed"
+    metrics.runs.labels(result=result).inc()
+    logger.info("Reconcile run finished", extra={"result": result, **summary.__dict__})
+    return summary
+
+
+def _check_due(run: Run, summary: RunSummary) -> None:
+    due = list(selectors.payments_due(now=timezone.now()))
+    for done in run_pool(due, lambda payment: payment_reconcile(payment=payment, run=run), run):
+        kind = done.result
+        metrics.checks.labels(result=kind).inc()
+        if kind in ("fixed", "ok"):
+            summary.checked += 1
+            summary.fixed += kind == "fixed"
+        elif kind == "unavailable":
+            summary.unavailable += 1
+        else:
+            summary.errors += 1
+    summary.skipped = len(due) - summary.checked - summary.unavailable - summary.errors
+
+
+def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.RECONCILE) -> str | None:
+    """Ask Midtrans about one payment, apply the answer, schedule the next check.
+
+    Return "fixed", "ok", "unavailable" or "error"; None when the run gave no permit.
+    """
+    if not run.permit():
+        return None
+    try:
+        transition = checkout_services.payment_check_now(payment=payment, source=source)
+    except GatewayUnavailable as exc:
+        run.circuit.record(unavailable=True)
+        # Never a failure: the payment is left as it is and asked about again later.
+        payment_schedule_next(payment=payment, delay=timedelta(seconds=conf.outage_backoff_seconds()))
+        logger.info("Midtrans unavailable for a reconcile check", extra={"order": payment.order.number,
+                                                                       "error": exc.message})
+        return "unavailable"
+    except Exception:
+        run.circuit.record(unavailable=False)
+        logger.exception("Reconcile check failed", extra={"order": payment.order.number})
+        payment_schedule_next(payment=payment)
+        return "error"
+    run.circuit.record(unavailable=False)
+    payment_schedule_next(payment=payment, status=transition.status_after)
+    return "fixed" if transition.changed else "ok"
+
+
+def payment_schedule_next(*, payment: Payment, status: str | None = None, delay: timedelta | None = None) -> None:
+    """Set when the reconcile asks about a payment next (nothing once it is no longer open)."""
+    now = timezone.now()
+    if (status or payment.status) not in OPEN_PAYMENT_STATUSES:
+        at = None
+    elif delay is not None:
+        at = now + delay
+    else:
+        at = schedule.next_check_at(created_at=payment.created_at, now=now, expires_at=payment.expires_at)
+    Payment.objects.filter(pk=payment.pk).update(next_check_at=at)
+
+
+def _reapply_notifications(run: Run, summary: RunSummary) -> None:
+    """Re-apply verified notifications whose application failed, each a bounded number of times."""
+    for event in selectors.events_to_reapply(now=timezone.now())[:1000]:
+        if run.circuit.is_open or run.out_of_time:
+            return
+        outcome = notification_reapply(event=event, run=run)
+        metrics.reapplied.labels(outcome=outcome).inc()
+        summary.reapplied += outcome not in (EventOutcome.ERROR, "no_permit")
+
+
+def notification_reapply(*, event: PaymentEvent, run: Run) -> str:
+    """Apply a stored webhook event again through the one service; record the attempt and outcome."""
+    retry, _ = NotificationRetry.objects.get_or_create(event=event)
+    retry.attempts += 1
+    retry.last_attempt_at = timezone.now()
+    try:
+        observation = observation_from_payload(json.loads(event.raw_body))
+        payment = checkout_selectors.payment_for_order_number(observation.order_id)
+        # payment_observe may confirm a reversal with the status API: that is a call.
+        if not run.permit():
+            return "no_permit"
+        transition = checkout_services.payment_observe(
+            payment=payment, observation=observation, source=EventSource.RECONCILE, event_id=event.pk
+        )
+        retry.last_outcome = transition.outcome
+        run.circuit.record(unavailable=False)
+    except (ValueError, MalformedNotification, UnknownOrder) as exc:
+        # It will not get better: settle the event and stop retrying it.
+        outcome = EventOutcome.UNKNOWN_ORDER if isinstance(exc, UnknownOrder) else EventOutcome.ERROR
+        checkout_services.payment_event_close(event_id=event.pk, outcome=outcome,
+                                              detail=f"re-apply gave up: {exc}")
+        retry.attempts = max(retry.attempts, conf.MAX_REAPPLY_ATTEMPTS)
+        retry.last_outcome = outcome
+    except Exception as exc:
+        run.circuit.record(unavailable=isinstance(exc, GatewayUnavailable))
+        logger.warning("Re-applying a stored notification failed", exc_info=not isinstance(exc, ApplicationError),
+                       extra={"event_id": event.pk, "attempt": retry.attempts})
+        checkout_services.payment_event_fail(event_id=event.pk, error=exc)
+        retry.last_outcome = EventOutcome.ERROR
+    finally:
+        retry.save()
+    logger.info("Re-applied a stored notification",
+                extra={"event_id": event.pk, "outcome": retry.last_outcome, "attempt": retry.attempts})
+    return retry.last_outcome
+
+
+# --- expiry cleanup ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CleanupRow:
+    """What the cleanup did (or would do) with one overdue payment."""
+
+    order_number: str
+    payment_status: str
+    midtrans_status: str
+    action: str  # paid, expired, updated, unavailable, error; dry run: would mark paid, would expire, would update
+    payment_status_after: str
+    detail: str = ""
+
+
+@dataclass
+class CleanupSummary:
+    """What one cleanup did."""
+
+    rows: list[CleanupRow] = field(default_factory=list)
+    paid: int = 0
+    expired: int = 0
+    updated: int = 0
+    errors: int = 0
+    unavailable: int = 0
+    skipped: int = 0
+    dry_run: bool = False
+    duration: float = 0.0
+
+
+def cleanup_expired(*, dry_run: bool = False, budget_seconds: float | None = None,
+                    concurrency: int | None = None) -> CleanupSummary:
+    """End pending payments past their expiry: confirm with Midtrans first, then expire there and here.
+
+    A payment Midtrans reports paid becomes ``success``, never ``expired``;
+    when Midtrans cannot answer nothing is expired.
+    """
+    started = time.monotonic()
+    run = Run(budget_seconds=conf.time_budget_seconds() if budget_seconds is None else budget_seconds,
+              max_calls_per_second=conf.max_calls_per_second(), concurrency=concurrency or conf.concurrency())
+    overdue = list(selectors.payments_overdue(now=timezone.now()))
+    work = payment_cleanup_preview if dry_run else payment_cleanup
+    summary = CleanupSummary(dry_run=dry_run)
+    rows: list[tuple[int, CleanupRow]] = []
+    for done in run_pool(overdue, lambda payment: work(payment=payment, run=run), run):
+        rows.append((done.index, done.result))
+        metrics.cleanups.labels(result=done.result.action).inc()
+    summary.rows = [row for _, row in sorted(rows, key=lambda pair: pair[0])]
+    for row in summary.rows:
+        if row.action in ("paid", "would mark paid"):
+            summary.paid += 1
+        elif row.action in ("expired", "would expire"):
+            summary.expired += 1
+        elif row.action == "unavailable":
+            summary.unavailable += 1
+        elif row.action == "error":
+            summary.errors += 1
+        else:
+            summary.updated += 1
+    summary.skipped = len(overdue) - len(summary.rows)
+    summary.duration = time.monotonic() - started
+    logger.info("Expiry cleanup finished", extra={k: v for k, v in summary.__dict__.items() if k != "rows"})
+    return summary
+
+
+def payment_cleanup(*, payment: Payment, run: Run) -> CleanupRow | None:
+    """Confirm one overdue payment with Midtrans, then expire it there and here unless it was paid."""
+    number, before = payment.order.number, payment.status
+
+    def row(action: str, detail: str = "") -> CleanupRow:
+        fresh = Payment.objects.get(pk=payment.pk)
+        return CleanupRow(number, before, fresh.transaction_status or "not found", action, fresh.status, detail)
+
+    if not run.permit():
+        return None
+    try:
+        transition = checkout_services.payment_check_now(payment=payment, source=EventSource.CLEANUP)
+        run.circuit.record(unavailable=False)
+        if transition.status_after not in selectors.EXPIRABLE_PAYMENT_STATUSES:
+            action = "paid" if transition.status_after == "success" else "updated"
+            return row(action, f"Midtrans says {transition.status_before} → {transition.status_after}")
+        if not run.permit():
+            return None
+        try:
+            answer = gateway.transaction_expire(number)
+        except TransactionNotFound as exc:
+            answer = {"status_code": "404", "note": "no payment method chosen", **exc.extra.get("response", {})}
+        payment.refresh_from_db()
+        _expire_here(payment=payment, answer=answer)
+        return row("expired")
+    except GatewayUnavailable as exc:
+        run.circuit.record(unavailable=True)
+        return row("unavailable", exc.message)
+    except GatewayError as exc:
+        # e.g. 412: Midtrans will not expire it (paid or settled meanwhile); the next run looks again.
+        logger.warning("Cleanup could not expire a payment", extra={"order": number, "error": exc.message})
+        return row("error", exc.message)
+    except Exception as exc:
+        logger.exception("Cleanup failed for a payment", extra={"order": number})
+        return row("error", str(exc))
+
+
+def _expire_here(*, payment: Payment, answer: dict) -> None:
+    """Apply "expired" through the one writer, as an audited cleanup event (watchers see it live)."""
+    observation = Observation(
+        order_id=payment.order.number, transaction_status="expire", status_code="407",
+        gross_amount=Decimal(payment.amount), currency=payment.currency,
+        raw={"source": "cleanup", "midtrans_answer": answer},
+    )
+    event = checkout_services.payment_event_record(
+        source=EventSource.CLEANUP, payment=payment, raw_body=json.dumps(answer, default=str),
+        payload={"order_id": payment.order.number, "transaction_status": "expire"},
+        detail="expired by the cleanup after Midtrans confirmed it unpaid",
+    )
+    transition = checkout_services.payment_apply_observation(
+        payment_id=payment.pk, observation=observation, source=EventSource.CLEANUP, event_id=event.pk
+    )
+    payment_schedule_next(payment=payment, status=transition.status_after)
+
+
+def payment_cleanup_preview(*, payment: Payment, run: Run) -> CleanupRow | None:
+    """Say what the cleanup would do with one payment; only reads Midtrans's status."""
+    number, before = payment.order.number, payment.status
+    if not run.permit():
+        return None
+    try:
+        observation = gateway.transaction_status(number)
+    except TransactionNotFound:
+        return CleanupRow(number, before, "not found", "would expire", before)
+    except GatewayUnavailable as exc:
+        run.circuit.record(unavailable=True)
+        return CleanupRow(number, before, "?", "unavailable", before, exc.message)
+    except GatewayError as exc:
+        return CleanupRow(number, before, "?", "error", before, exc.message)
+    run.circuit.record(unavailable=False)
+    target = selectors.payment_would_become(payment, observation)
+    now_status = target or before
+    if now_status in selectors.EXPIRABLE_PAYMENT_STATUSES:
+        return CleanupRow(number, before, observation.transaction_status, "would expire", before)
+    action = "would mark paid" if now_status == "success" else "would update"
+    return CleanupRow(number, before, observation.transaction_status, action, before, f"would become {now_status}")

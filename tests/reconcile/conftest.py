@@ -1,0 +1,88 @@
+"""Fixtures for the reconcile: orders with real Snap transactions at the stack's simulator."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from checkout import services
+from checkout.models import Order, Payment
+from reconcile import conf
+
+WAIT = 15.0
+
+
+def wait_until(check: Callable[[], object], timeout: float = WAIT, interval: float = 0.05) -> object:
+    """Poll ``check`` until it returns something truthy, within a bounded deadline; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+        _PAUSE.wait(interval)  # a short pause between polls of another process's state
+
+
+_PAUSE = threading.Event()  # never set
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def no_reconcile_lock(redis_url: str) -> Iterator[None]:
+    """Start and end every test without a reconcile lock held."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete(conf.LOCK_KEY)
+    yield
+    client.delete(conf.LOCK_KEY)
+    client.close()
+
+
+@pytest.fixture
+def sim(stack, transactional_db):
+    """The stack's simulator, restored to its start-up behaviour after the test."""
+    stack.sim_config(status_latency_ms=0, error_rate=0.0, error_mode="500", notifications=True)
+    yield stack
+    stack.sim_config(status_latency_ms=0, error_rate=0.0, error_mode="500", notifications=True)
+
+
+@pytest.fixture
+def snap_order(sim) -> Callable[..., Order]:
+    """Create an order with its Snap transaction at the simulator, optionally moved there without a webhook.
+
+    ``at_midtrans``: None (no method chosen), or a control action (pending, settle, deny…)
+    applied with ``notify=drop`` — the webhook is lost.
+    """
+
+    def make(at_midtrans: str | None = None, *, amount: int = 85_000, age: timedelta | None = None,
+             overdue: bool = False) -> Order:
+        order = services.order_create(
+            items=[{"sku": "kopi-gayo", "name": "Kopi", "price": amount, "quantity": 1}],
+            customer_email="budi@example.com",
+        )
+        services.order_checkout_snap(order=order, finish_url=f"{settings.PUBLIC_BASE_URL}/orders/{order.number}/")
+        if at_midtrans:
+            sim.sim(at_midtrans, order.number, notify="drop")
+        fields = {}
+        if age is not None:
+            fields["created_at"] = timezone.now() - age
+        if overdue:
+            fields["expires_at"] = timezone.now() - timedelta(minutes=1)
+        if fields:
+            Payment.objects.filter(order=order).update(**fields)
+        return Order.objects.select_related("payment").get(pk=order.pk)
+
+    return make
+
+
+def payment_of(order: Order) -> Payment:
+    return Payment.objects.select_related("order").get(order=order)
