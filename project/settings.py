@@ -146,6 +146,9 @@ MIDTRANS = {
 PAYMENT_FALLBACK_SECONDS = env.int("PAYMENT_FALLBACK_SECONDS", default=30)
 REFRESH_MIN_INTERVAL_SECONDS = env.int("REFRESH_MIN_INTERVAL_SECONDS", default=10)
 RECONCILE_INTERVAL_MINUTES = env.int("RECONCILE_INTERVAL_MINUTES", default=5)
+# Status calls in flight at once, and a ceiling on Midtrans calls per second (its limits are not published).
+RECONCILE_CONCURRENCY = env.int("RECONCILE_CONCURRENCY", default=8)
+RECONCILE_MAX_CALLS_PER_SECOND = env.float("RECONCILE_MAX_CALLS_PER_SECOND", default=50.0)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 
 LOGGING = {
