@@ -41,7 +41,8 @@ def midtrans_notification(request: HttpRequest) -> JsonResponse:
     headers = safe_headers(request)
     ip = request.META.get("REMOTE_ADDR")
     payload = _parse(raw)
-    logger.info("MIDTRANS WEBHOOK RECEIVED", extra={"ip": ip, "headers": headers, "payload": payload or raw[:2000]})
+    logged = raw[:2000] if payload is None else payload
+    logger.info("MIDTRANS WEBHOOK RECEIVED", extra={"ip": ip, "headers": headers, "payload": logged})
     try:
         event = services.payment_event_record(
             source=EventSource.WEBHOOK, raw_body=raw, headers=headers, client_ip=ip, payload=payload
