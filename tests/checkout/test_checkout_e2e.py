@@ -118,3 +118,25 @@ def test_wrong_missing_or_tampered_token_is_404(shop, path) -> None:
         response = requests.get(base + query, timeout=10)
         assert response.status_code == 404, query
         assert mine.number not in response.text
+
+
+def test_concurrent_notifications_never_500_and_apply_once(shop) -> None:
+    """Twenty copies of one settlement, in parallel, against daphne and the worker's database."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.checkout.samples import notification
+
+    checkout = shop.checkout()
+    body = json.dumps(notification(checkout.number, "settlement", server_key=shop.env["MIDTRANS_SERVER_KEY"]))
+
+    def post(_: int) -> requests.Response:
+        return requests.post(shop.notify_url, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(post, range(20)))
+    assert {a.status_code for a in answers} <= {200, 503}
+    applied = [a for a in answers if a.status_code == 200 and a.json()["outcome"] == "applied"]
+    assert len(applied) == 1
+    order = Order.objects.select_related("payment").get(number=checkout.number)
+    assert (order.payment.status, order.payment.version) == ("success", 2)
