@@ -1,0 +1,241 @@
+/* The waiting page, kept live: a websocket to /ws/orders/<number>/ and, as the
+ * fallback, the "Check payment status" button (see docs in issue 4).
+ *
+ * - Shows only changes newer than the version on screen (data-version).
+ * - Reconnects with exponential backoff and full jitter; every (re)connect
+ *   starts with the server's snapshot, so nothing missed while away is lost.
+ * - Closes the socket while the tab is hidden; resyncs when it is shown again
+ *   and when the page comes back from the back/forward cache.
+ * - Offers the button when the order is still pending PAYMENT_FALLBACK_SECONDS
+ *   after load (a deadline checked against Date.now(), since timers in
+ *   background tabs are throttled) or when the socket cannot connect.
+ * Without JavaScript the button is a plain form that posts and comes back.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("order-live");
+  var box = document.getElementById("payment-status");
+  var form = document.getElementById("refresh-form");
+  var button = document.getElementById("refresh-button");
+  if (!root || !box || !form || !button) return;
+  var label = box.querySelector(".status-label");
+  var note = document.getElementById("status-note");
+  var panels = root.querySelectorAll(".state-panel");
+
+  var BACKOFF_BASE_MS = 1000;
+  var BACKOFF_CAP_MS = 15000;
+  var TICK_MS = 1000;
+  var fallbackSeconds = parseFloat(root.getAttribute("data-fallback-seconds"));
+  var deadline = Date.now() + (isFinite(fallbackSeconds) ? fallbackSeconds : 30) * 1000;
+
+  var socket = null;       // the current WebSocket, if any
+  var attempts = 0;        // failed connects since the last snapshot
+  var retryTimer = null;
+  var trouble = false;     // the socket closed or could not open, and is not back yet
+  var forbidden = false;   // the server refused this page's token: do not retry
+  var paused = false;      // tab hidden: no socket
+  var refreshing = false;
+  var refreshBlockedUntil = 0;
+
+  function shownVersion() {
+    return parseInt(box.getAttribute("data-version"), 10) || 0;
+  }
+
+  // Mirrors realtime/templatetags/live_status.py's view_state.
+  function viewState(paymentStatus, orderStatus) {
+    if (orderStatus === "processing") return "paid";
+    if (orderStatus === "expired" || orderStatus === "cancelled" || orderStatus === "refunded") return orderStatus;
+    if (paymentStatus === "challenge" || paymentStatus === "failed") return paymentStatus;
+    return "pending";
+  }
+
+  /* Show a status if it is newer than the one on screen; return whether it was. */
+  function apply(data) {
+    if (!data || typeof data.version !== "number" || data.version <= shownVersion()) return false;
+    if (typeof data.payment_status !== "string" || typeof data.order_status !== "string") return false;
+    box.setAttribute("data-payment-status", data.payment_status);
+    box.setAttribute("data-order-status", data.order_status);
+    box.setAttribute("data-version", String(data.version));
+    render();
+    return true;
+  }
+
+  function render() {
+    var state = viewState(box.getAttribute("data-payment-status"), box.getAttribute("data-order-status"));
+    box.setAttribute("data-state", state);
+    for (var i = 0; i < panels.length; i++) {
+      var panel = panels[i];
+      var current = panel.getAttribute("data-state") === state;
+      panel.hidden = !current;
+      if (current && label) label.textContent = panel.getAttribute("data-label") || state;
+    }
+    updateButton();
+  }
+
+  function say(message) {
+    if (note) note.textContent = message || "";
+  }
+
+  function setLive(value) {
+    root.setAttribute("data-live", value ? "true" : "false");
+  }
+
+  /* The button is for an order that can still change: pending past the deadline, or no live updates. */
+  function updateButton() {
+    var open = box.getAttribute("data-order-status") === "pending";
+    button.hidden = !(open && (Date.now() >= deadline || trouble || forbidden));
+    button.disabled = refreshing || Date.now() < refreshBlockedUntil;
+  }
+
+  // --- the websocket --------------------------------------------------------------
+  function socketUrl() {
+    var url = new URL(root.getAttribute("data-ws-url"), window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.href;
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (paused || forbidden || socket) return;
+    var ws;
+    try {
+      ws = new WebSocket(socketUrl());
+    } catch (err) {
+      trouble = true;
+      updateButton();
+      scheduleReconnect();
+      return;
+    }
+    socket = ws;
+    ws.onopen = function () {
+      if (socket !== ws) return;
+      trouble = false;
+      setLive(true);
+      updateButton();
+    };
+    ws.onmessage = function (event) {
+      if (socket !== ws) return;
+      var data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      if (!data || data.type !== "payment.status") return;
+      if (data.source === "snapshot") attempts = 0; // a healthy connection: start backoff afresh
+      apply(data);
+    };
+    ws.onclose = function (event) {
+      if (socket !== ws) return; // closed on purpose (hidden, replaced)
+      socket = null;
+      setLive(false);
+      trouble = true;
+      if (event.code === 4403) forbidden = true;
+      updateButton();
+      if (!forbidden) scheduleReconnect();
+    };
+  }
+
+  /* Full jitter: a uniform wait in [0, min(cap, base * 2^attempts)). */
+  function scheduleReconnect() {
+    if (paused || forbidden || retryTimer) return;
+    var ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, attempts));
+    attempts += 1;
+    retryTimer = setTimeout(connect, Math.random() * ceiling);
+  }
+
+  function disconnect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    var ws = socket;
+    socket = null;
+    setLive(false);
+    if (ws) ws.close(1000, "page hidden");
+  }
+
+  // --- resync over HTTP (works even when the socket cannot) -----------------------
+  function resync() {
+    fetch(root.getAttribute("data-status-url"), {
+      headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin",
+    })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(apply)
+      .catch(function () { /* the socket's snapshot or the button covers it */ });
+  }
+
+  function pause() {
+    paused = true;
+    disconnect();
+  }
+
+  function resume() {
+    if (!paused && socket) return;
+    paused = false;
+    attempts = 0;
+    updateButton();
+    resync();
+    connect();
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") pause();
+    else resume();
+  });
+  window.addEventListener("pagehide", pause);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) resume();
+  });
+  window.addEventListener("online", function () {
+    if (!paused && !socket) {
+      attempts = 0;
+      connect();
+    }
+  });
+
+  // --- the manual refresh ----------------------------------------------------------
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (refreshing) return;
+    refreshing = true;
+    updateButton();
+    say("Checking with the payment gateway\u2026");
+    var csrf = form.querySelector("input[name=csrfmiddlewaretoken]");
+    fetch(form.action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrf ? csrf.value : "" },
+    })
+      .then(function (response) {
+        var retry = parseInt(response.headers.get("Retry-After"), 10);
+        if (retry > 0) refreshBlockedUntil = Date.now() + retry * 1000;
+        return response.json().then(
+          function (data) { return { status: response.status, data: data || {} }; },
+          function () { return { status: response.status, data: {} }; }
+        );
+      })
+      .then(function (result) {
+        apply(result.data);
+        var message = result.data.error || result.data.message;
+        if (!message) {
+          message = result.status === 200 ? "Checked just now." : "Could not check right now (HTTP " + result.status + "). Try again shortly.";
+        }
+        say(message);
+      })
+      .catch(function () {
+        say("Could not reach the shop. Check your connection and try again.");
+      })
+      .then(function () {
+        refreshing = false;
+        updateButton();
+        if (refreshBlockedUntil > Date.now()) setTimeout(updateButton, refreshBlockedUntil - Date.now() + 50);
+      });
+  });
+
+  // --- start ------------------------------------------------------------------------
+  updateButton(); // hidden until the fallback applies (visible without JavaScript)
+  window.setInterval(updateButton, TICK_MS);
+  if (document.visibilityState === "hidden") paused = true;
+  else connect();
+})();
