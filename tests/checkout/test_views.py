@@ -65,3 +65,10 @@ def test_metrics_exposes_the_payment_counters(client, make_order) -> None:
     client.post("/payments/midtrans/notification", data="{", content_type="application/json")
     text = client.get("/metrics").content.decode()
     assert 'paywatch_webhooks_total{status="400"}' in text
+
+
+@pytest.mark.parametrize(("value", "shown"), [(85000, "Rp 85.000"), ("1250000.00", "Rp 1.250.000"), (0, "Rp 0")])
+def test_rupiah_formatting(value, shown) -> None:
+    from checkout.templatetags.money import rupiah
+
+    assert rupiah(value) == shown
