@@ -29,14 +29,16 @@ class RateLimiter:
         """Wait for this caller's slot; return False (without waiting) if it falls after ``deadline``."""
         if not self.interval:
             return time.monotonic() < deadline
+        # The lock is held through the sleep and the next slot counts from when this one really
+        # began: a thread that woke late cannot let the next one in early.
         with self._lock:
             now = time.monotonic()
             slot = max(self._next, now)
             if slot >= deadline:
                 return False
-            self._next = slot + self.interval
-        if slot > now:
-            time.sleep(slot - now)
+            if slot > now:
+                time.sleep(slot - now)
+            self._next = time.monotonic() + self.interval
         return True
 
 

@@ -7,6 +7,7 @@ it is audited, monotonic and pushed live like a webhook's.
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -130,6 +131,13 @@ def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.R
         logger.info("Midtrans unavailable for a reconcile check", extra={"order": payment.order.number,
                                                                        "error": exc.message})
         return "unavailable"
+    except GatewayError as exc:
+        # A refusal (a wrong server key's 401) is as systemic as an outage: it opens the circuit too.
+        run.circuit.record(unavailable=True)
+        logger.warning("Midtrans refused a reconcile check", extra={"order": payment.order.number,
+                                                                    "error": exc.message})
+        payment_schedule_next(payment=payment, delay=timedelta(seconds=conf.outage_backoff_seconds()))
+        return "error"
     except Exception:
         run.circuit.record(unavailable=False)
         logger.exception("Reconcile check failed", extra={"order": payment.order.number})
@@ -228,8 +236,8 @@ class CleanupSummary:
     duration: float = 0.0
 
 
-def cleanup_expired(*, dry_run: bool = False, budget_seconds: float | None = None,
-                    concurrency: int | None = None) -> CleanupSummary:
+def cleanup_expired(*, dry_run: bool = False, budget_seconds: float | None = None, concurrency: int | None = None,
+                    on_row: Callable[[int, int], None] | None = None) -> CleanupSummary:
     """End pending payments past their expiry: confirm with Midtrans first, then expire there and here.
 
     A payment Midtrans reports paid becomes ``success``, never ``expired``;
@@ -245,6 +253,8 @@ def cleanup_expired(*, dry_run: bool = False, budget_seconds: float | None = Non
     for done in run_pool(overdue, lambda payment: work(payment=payment, run=run), run):
         rows.append((done.index, done.result))
         metrics.cleanups.labels(result=done.result.action).inc()
+        if on_row is not None:
+            on_row(len(rows), len(overdue))
     summary.rows = [row for _, row in sorted(rows, key=lambda pair: pair[0])]
     for row in summary.rows:
         if row.action in ("paid", "would mark paid"):

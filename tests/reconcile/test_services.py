@@ -224,3 +224,14 @@ def test_an_unverified_notification_is_never_reapplied(snap_order) -> None:
     checkout_services.payment_event_fail(event_id=event.pk, error=RuntimeError("boom"))
     assert reconcile_run(budget_seconds=60).reapplied == 0
     assert payment_of(order).status == "pending"
+
+
+def test_a_wrong_server_key_stops_the_run_instead_of_hammering(snap_order, monkeypatch) -> None:
+    from django.conf import settings
+
+    orders = [snap_order("settle") for _ in range(8)]
+    monkeypatch.setitem(settings.MIDTRANS, "SERVER_KEY", "SB-Mid-server-WRONG")
+    before = status_calls()
+    summary = reconcile_run(budget_seconds=60, concurrency=1)
+    assert status_calls() - before == conf.CIRCUIT_THRESHOLD and summary.circuit_open
+    assert {payment_of(o).status for o in orders} == {"pending"}

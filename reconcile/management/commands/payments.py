@@ -167,7 +167,16 @@ class Command(BaseCommand):
 
     # --- cleanup-expired ---------------------------------------------------------------------------
     def cleanup_expired(self, *, dry_run: bool) -> None:
-        summary = services.cleanup_expired(dry_run=dry_run, budget_seconds=float("inf"))
+        progress: _Progress | None = None
+
+        def on_row(done: int, total: int) -> None:
+            nonlocal progress
+            progress = progress or _Progress(self.stderr, total, "confirmed")
+            progress.tick()
+
+        summary = services.cleanup_expired(dry_run=dry_run, budget_seconds=float("inf"), on_row=on_row)
+        if progress is not None:
+            progress.finish()
         for row in summary.rows:
             detail = f" ({row.detail})" if row.detail else ""
             self.stdout.write(f"{row.order_number}: {row.payment_status} → {row.payment_status_after}, "
