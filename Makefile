@@ -43,7 +43,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 bench: $(VENV)/.dev-installed
 	@scripts/ensure-system-packages redis-server:redis-server
 	$(PY) bench/push_latency.py --watchers 1000
-	$(PY) bench/reconcile.py
+	$(PY) bench/reconcile.py --baseline-count 300
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

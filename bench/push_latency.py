@@ -41,12 +41,6 @@ AMOUNT = "10000.00"
 SHARED_EVERY = 10
 # (transaction_status, status_code) alternating; each one is a real change.
 MOVES = [("deny", "202"), ("pending", "201")]
-DAPHNE_WITH_FROZEN_GC = (
-    "import gc, sys, django; django.setup(); import project.asgi; gc.collect(); gc.freeze(); "
-    "sys.argv[0] = 'daphne'; from daphne.cli import CommandLineInterface; CommandLineInterface.entrypoint()"
-)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--watchers", type=int, default=1000, help="websockets on distinct orders")
@@ -56,10 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layer", choices=["pubsub", "core"], default="pubsub")
     parser.add_argument("--connect-concurrency", type=int, default=200, help="handshakes in flight at once")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for late deliveries")
-    parser.add_argument("--daphne-gc", choices=["default", "freeze"], default="default",
-                        help="freeze: gc.freeze() in daphne once the app is loaded (an experiment)")
-    parser.add_argument("--client-gc", choices=["default", "off"], default="default",
-                        help="off: no cyclic GC in this load client, so its pauses do not count")
+    parser.add_argument("--gc-thresholds", default="",
+                        help="daphne's GC_THRESHOLDS: empty = project/gctune.py's, 'default' = CPython's")
+    parser.add_argument("--client-gc", choices=["default", "off"], default="off",
+                        help="off (default): no cyclic GC in this load client, so its own pauses do not count")
+    parser.add_argument("--heartbeat", type=float, default=30.0,
+                        help="seconds between a watcher's pings, ±1/3 jitter, as the page sends (0: none)")
+    parser.add_argument("--ping-interval", type=int, default=60, help="daphne --ping-interval (the Procfile's)")
     parser.add_argument("--db-dir", default=None,
                         help="directory for the scratch SQLite file (e.g. /dev/shm to take disk syncs out)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
@@ -145,7 +142,7 @@ class Recorder:
 
 
 async def watcher(url: str, number: str, rec: Recorder, ready: asyncio.Queue, gate: asyncio.Semaphore,
-                  stop: asyncio.Event) -> None:
+                  stop: asyncio.Event, heartbeat_s: float) -> None:
     import websockets
 
     origin = url.split("/ws/")[0].replace("ws://", "http://", 1)
@@ -154,13 +151,26 @@ async def watcher(url: str, number: str, rec: Recorder, ready: asyncio.Queue, ga
                                           max_queue=None)
         first = json.loads(await socket.recv())
     await ready.put(first.get("version"))
+    beats = asyncio.create_task(heartbeat(socket, heartbeat_s)) if heartbeat_s else None
     try:
         async for raw in socket:
             message = json.loads(raw)
-            rec.receipt(number, message["version"])
+            if message.get("type") == "payment.status":
+                rec.receipt(number, message["version"])
     except websockets.ConnectionClosed as exc:
         if not stop.is_set():
             rec.closed.append(f"{number}: {exc}")
+    finally:
+        if beats:
+            beats.cancel()
+
+
+async def heartbeat(socket, every: float) -> None:
+    """Ping like static/checkout/order.js: first at a random point, then every ``every`` ± a third."""
+    await asyncio.sleep(random.uniform(0, every))
+    while True:
+        await socket.send('{"type": "ping"}')
+        await asyncio.sleep(random.uniform(every * 2 / 3, every * 4 / 3))
 
 
 async def post_webhook(port: int, body: bytes) -> tuple[int, bytes]:
@@ -233,7 +243,8 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
 
     rss_before = rss_kib(daphne_pid)
     connect_start = time.perf_counter()
-    tasks = [asyncio.create_task(watcher(f"{base}/{n}/?t={t}", n, rec, ready, gate, stop)) for n, t in targets]
+    tasks = [asyncio.create_task(watcher(f"{base}/{n}/?t={t}", n, rec, ready, gate, stop, args.heartbeat))
+             for n, t in targets]
     for _ in targets:
         await ready.get()
     connect_s = time.perf_counter() - connect_start
@@ -309,9 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     web = None
     try:
         orders = prepare_database(env, args.watchers + 1)
-        daphne = [sys.executable, "-m", "daphne"]
-        if args.daphne_gc == "freeze":
-            daphne = [sys.executable, "-c", DAPHNE_WITH_FROZEN_GC]
+        if args.gc_thresholds:
+            env["GC_THRESHOLDS"] = args.gc_thresholds
+        daphne = [sys.executable, "-m", "daphne", "--ping-interval", str(args.ping_interval)]
         web = ServerProcess(
             "daphne", [*daphne, "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
             workdir, url=f"http://127.0.0.1:{port}", ready=http_ready(f"http://127.0.0.1:{port}/healthz"),

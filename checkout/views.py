@@ -65,6 +65,7 @@ def order_page(request: HttpRequest, number: str) -> HttpResponse:
         "snapshot": selectors.order_snapshot(order),
         "token": order.access_token,
         "fallback_seconds": settings.PAYMENT_FALLBACK_SECONDS,
+        "heartbeat_seconds": settings.WEBSOCKET_HEARTBEAT_SECONDS,
         "refresh_message": request.GET.get("refreshed", ""),
     })
 

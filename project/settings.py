@@ -146,6 +146,9 @@ MIDTRANS = {
 }
 
 PAYMENT_FALLBACK_SECONDS = env.int("PAYMENT_FALLBACK_SECONDS", default=30)
+# The waiting page pings every ~this many seconds (±1/3); keep it under the
+# proxy's idle timeout and under daphne's --ping-interval (60 in the Procfile).
+WEBSOCKET_HEARTBEAT_SECONDS = env.int("WEBSOCKET_HEARTBEAT_SECONDS", default=30)
 REFRESH_MIN_INTERVAL_SECONDS = env.int("REFRESH_MIN_INTERVAL_SECONDS", default=10)
 RECONCILE_INTERVAL_MINUTES = env.int("RECONCILE_INTERVAL_MINUTES", default=5)
 # Status calls in flight at once, and a ceiling on Midtrans calls per second (its limits are not published).

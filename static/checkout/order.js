@@ -9,6 +9,11 @@
  * - Offers the button when the order is still pending PAYMENT_FALLBACK_SECONDS
  *   after load (a deadline checked against Date.now(), since timers in
  *   background tabs are throttled) or when the socket cannot connect.
+ * - Keeps the socket alive itself: a ping every 20-40 s (random, so thousands
+ *   of pages never beat together) and a new socket when no answer comes in
+ *   10 s (a half-open connection after a network change). Daphne's own pings
+ *   (--ping-interval 60) then only reach silent clients; they go out in
+ *   batches every 2 s, which showed in the push latency's tail.
  * Without JavaScript the button is a plain form that posts and comes back.
  */
 (function () {
@@ -26,12 +31,17 @@
   var BACKOFF_BASE_MS = 1000;
   var BACKOFF_CAP_MS = 15000;
   var TICK_MS = 1000;
+  var heartbeatSeconds = parseFloat(root.getAttribute("data-heartbeat-seconds"));
+  var HEARTBEAT_MS = (isFinite(heartbeatSeconds) && heartbeatSeconds > 0 ? heartbeatSeconds : 30) * 1000;
+  var PONG_TIMEOUT_MS = Math.min(10000, HEARTBEAT_MS / 3);
   var fallbackSeconds = parseFloat(root.getAttribute("data-fallback-seconds"));
   var deadline = Date.now() + (isFinite(fallbackSeconds) ? fallbackSeconds : 30) * 1000;
 
   var socket = null;       // the current WebSocket, if any
   var attempts = 0;        // failed connects since the last snapshot
   var retryTimer = null;
+  var heartbeatTimer = null;
+  var pongTimer = null;
   var trouble = false;     // the socket closed or could not open, and is not back yet
   var forbidden = false;   // the server refused this page's token: do not retry
   var paused = false;      // tab hidden: no socket
@@ -114,9 +124,11 @@
       trouble = false;
       setLive(true);
       updateButton();
+      startHeartbeat(ws, Math.random() * HEARTBEAT_MS);
     };
     ws.onmessage = function (event) {
       if (socket !== ws) return;
+      clearTimeout(pongTimer); // any message proves the connection is alive
       var data;
       try {
         data = JSON.parse(event.data);
@@ -129,6 +141,7 @@
     };
     ws.onclose = function (event) {
       if (socket !== ws) return; // closed on purpose (hidden, replaced)
+      stopHeartbeat();
       socket = null;
       setLive(false);
       trouble = true;
@@ -136,6 +149,33 @@
       updateButton();
       if (!forbidden) scheduleReconnect();
     };
+  }
+
+  function startHeartbeat(ws, delay) {
+    heartbeatTimer = setTimeout(function () {
+      if (socket !== ws) return;
+      ws.send('{"type":"ping"}');
+      pongTimer = setTimeout(function () { dropDeadSocket(ws); }, PONG_TIMEOUT_MS);
+      startHeartbeat(ws, HEARTBEAT_MS * (2 / 3 + Math.random() * 2 / 3));
+    }, delay);
+  }
+
+  function stopHeartbeat() {
+    clearTimeout(heartbeatTimer);
+    clearTimeout(pongTimer);
+    heartbeatTimer = pongTimer = null;
+  }
+
+  /* No answer to a ping: the close handshake may never complete, so act now. */
+  function dropDeadSocket(ws) {
+    if (socket !== ws) return;
+    stopHeartbeat();
+    socket = null;
+    ws.close();
+    setLive(false);
+    trouble = true;
+    updateButton();
+    scheduleReconnect();
   }
 
   /* Full jitter: a uniform wait in [0, min(cap, base * 2^attempts)). */
@@ -149,6 +189,7 @@
   function disconnect() {
     clearTimeout(retryTimer);
     retryTimer = null;
+    stopHeartbeat();
     var ws = socket;
     socket = null;
     setLive(false);

@@ -161,3 +161,32 @@ def test_without_javascript_the_button_is_a_plain_form_that_comes_back(shop, bro
         expect(page.locator('.state-panel[data-state="paid"]')).to_be_visible()
     finally:
         context.close()
+
+
+def test_page_notices_a_frozen_server_by_its_heartbeat_and_reconnects(shop, page):
+    """A server that stops answering (SIGSTOP: the TCP connection stays open, no close ever comes)
+    is noticed only by the page's own ping going unanswered; once it runs again the page is live."""
+    import os
+    import signal
+
+    checkout = shop.checkout()
+
+    # A fast heartbeat for this page only: deferred scripts run after readyState turns "interactive".
+    page.add_init_script("""document.addEventListener("readystatechange", () => {
+        const root = document.getElementById("order-live");
+        if (document.readyState === "interactive" && root) root.dataset.heartbeatSeconds = "1.5";
+    });""")
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: frames.append(str(payload))))
+    open_waiting_page(page, checkout)
+    live = page.locator("#order-live")
+    os.kill(shop.web.proc.pid, signal.SIGSTOP)
+    try:
+        expect(live).to_have_attribute("data-live", "false", timeout=LIVE_MS)
+    finally:
+        os.kill(shop.web.proc.pid, signal.SIGCONT)
+    assert any('"ping"' in frame for frame in frames)
+    expect(live).to_have_attribute("data-live", "true", timeout=RECONNECT_MS)
+    shop.sim("settle", checkout.number)
+    expect(page.locator("#payment-status")).to_have_attribute("data-payment-status", "success", timeout=LIVE_MS)
+    assert same_document(page)
