@@ -282,7 +282,7 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
             for t in times[: rec.expected.get(key, 0)]:
                 buckets[int(rec.sent[key] - fire_start)].append((t - rec.sent[key]) * 1000)
     worst = sorted(((round(pct(v, 99), 1), second) for second, v in buckets.items()), reverse=True)[:5]
-    ping_at = round(20 - (fire_start - connect_start), 1)
+    ping_at = round(args.ping_interval - (fire_start - connect_start), 1)
     return {
         "layer": args.layer, "watchers": args.watchers, "shared": args.shared, "rate": args.rate,
         "duration_s": round(fire_s, 1), "webhooks": count, "webhook_status": dict(rec.webhook_status),

@@ -11,11 +11,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from checkout import metrics
+from checkout import gateway, metrics
 from checkout.errors import TransactionNotFound
-from checkout.models import EventOutcome, EventSource, Order, Payment, PaymentEvent
+from checkout.models import EventOutcome, Order, Payment, PaymentEvent
 from checkout.observations import Observation
 from checkout.signals import payment_status_changed
 from checkout.states import PaymentStatus, decide, payment_status_for
@@ -195,8 +196,6 @@ def payment_observe(
     )
     if not transition.needs_confirmation:
         return transition
-    from checkout import gateway  # the gateway imports services' types
-
     confirmed = gateway.transaction_status(payment.order.number)
     confirm_event = payment_event_record(
         source=source, payment=payment, raw_body=_json(confirmed.raw), payload=confirmed.raw,
@@ -213,8 +212,6 @@ def payment_check_now(*, payment: Payment, source: str) -> Transition:
     Raises GatewayUnavailable when Midtrans cannot answer; a transaction
     Midtrans does not know yet (no method chosen) is recorded and changes nothing.
     """
-    from checkout import gateway
-
     now = timezone.now()
     Payment.objects.filter(pk=payment.pk).update(last_checked_at=now)
     try:
@@ -263,8 +260,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-__all__ = ["EventSource", "Transition", "order_create", "payment_apply_observation", "payment_check_now"]
-
 
 def order_checkout_snap(*, order: Order, finish_url: str) -> Payment:
     """Create the Snap transaction for an order and store its token and redirect URL.
@@ -272,8 +267,6 @@ def order_checkout_snap(*, order: Order, finish_url: str) -> Payment:
     Raises GatewayError; the order then stays pending without a token, which
     the reconcile and the expiry cleanup know how to end.
     """
-    from checkout import gateway
-
     payment = order.payment
     minutes = max(1, int((payment.expires_at - timezone.now()).total_seconds() // 60)) if payment.expires_at else 60
     start = timezone.localtime(timezone.now())
@@ -297,8 +290,6 @@ def payment_refresh_claim(*, payment_id: int) -> float:
 
     One conditional UPDATE, so concurrent clicks in several processes get one call.
     """
-    from django.db.models import Q
-
     now = timezone.now()
     interval = timedelta(seconds=settings.REFRESH_MIN_INTERVAL_SECONDS)
     claimed = Payment.objects.filter(
