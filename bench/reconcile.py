@@ -12,8 +12,6 @@ configured ceiling.
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import machine  # noqa: E402
 from tests.support.servers import start_redis, start_simulator  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace, tmp: Path, *, redis_url: str, sim_url: str) ->
 
     calls = CallLog()
     calls.install()
-    print(machine())
+    print(f"machine: {machine()}")
     print(f"{args.count} pending payments, status latency {args.latency_ms} ms, concurrency {args.concurrency}, "
           f"ceiling {args.max_calls_per_second:g} calls/s")
     print(f"{'mode':<14} {'payments':>8} {'wall s':>8} {'calls':>7} {'calls/s':>8} {'max in 1 s':>10}")
@@ -199,19 +198,6 @@ class CallLog:
 def report(mode: str, count: int, wall: float, calls: CallLog) -> None:
     n = len(calls.times)
     print(f"{mode:<14} {count:>8} {wall:>8.1f} {n:>7} {n / wall:>8.1f} {calls.busiest_second():>10}")
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
-    return f"machine: nproc {nproc}, {cpu}, Python {platform.python_version()}"
 
 
 if __name__ == "__main__":
