@@ -133,13 +133,23 @@ Q_CLUSTER = {
     "label": "Django Q2",
 }
 
+# With no key set, everything talks to the local simulator (python -m simulator).
+# With a real key and no URLs, Midtrans's sandbox or production is meant.
+_LOCAL_KEY = "SB-Mid-server-LOCAL-SIMULATOR"
+_MIDTRANS_IS_PRODUCTION = env.bool("MIDTRANS_IS_PRODUCTION", default=False)
+_MIDTRANS_SERVER_KEY = env.str("MIDTRANS_SERVER_KEY", default=_LOCAL_KEY)
+if _MIDTRANS_SERVER_KEY == _LOCAL_KEY:
+    _CORE_URL, _SNAP_URL = "http://127.0.0.1:8900", "http://127.0.0.1:8900/snap/v1"
+elif _MIDTRANS_IS_PRODUCTION:
+    _CORE_URL, _SNAP_URL = "https://api.midtrans.com", "https://app.midtrans.com/snap/v1"
+else:
+    _CORE_URL, _SNAP_URL = "https://api.sandbox.midtrans.com", "https://app.sandbox.midtrans.com/snap/v1"
 MIDTRANS = {
-    # The default key is the local simulator's, not a Midtrans credential.
-    "SERVER_KEY": env.str("MIDTRANS_SERVER_KEY", default="SB-Mid-server-LOCAL-SIMULATOR"),
+    "SERVER_KEY": _MIDTRANS_SERVER_KEY,
     "CLIENT_KEY": env.str("MIDTRANS_CLIENT_KEY", default="SB-Mid-client-LOCAL-SIMULATOR"),
-    "IS_PRODUCTION": env.bool("MIDTRANS_IS_PRODUCTION", default=False),
-    "CORE_API_URL": env.str("MIDTRANS_CORE_API_URL", default="http://127.0.0.1:8900").rstrip("/"),
-    "SNAP_API_URL": env.str("MIDTRANS_SNAP_API_URL", default="http://127.0.0.1:8900/snap/v1").rstrip("/"),
+    "IS_PRODUCTION": _MIDTRANS_IS_PRODUCTION,
+    "CORE_API_URL": env.str("MIDTRANS_CORE_API_URL", default=_CORE_URL).rstrip("/"),
+    "SNAP_API_URL": env.str("MIDTRANS_SNAP_API_URL", default=_SNAP_URL).rstrip("/"),
     "CONNECT_TIMEOUT": env.float("MIDTRANS_CONNECT_TIMEOUT", default=3.05),
     "READ_TIMEOUT": env.float("MIDTRANS_READ_TIMEOUT", default=10.0),
     "SNAP_EXPIRY_MINUTES": env.int("MIDTRANS_SNAP_EXPIRY_MINUTES", default=60 * 24),
