@@ -37,8 +37,8 @@ def stack(
     from django.db import connection
 
     with django_db_blocker.unblock():
-        db_name = connection.settings_dict["NAME"]
-    running = Stack(tmp_path_factory.mktemp("stack"), db_name=db_name, redis_url=redis_url)
+        database_url = database_url_of(connection.settings_dict)
+    running = Stack(tmp_path_factory.mktemp("stack"), database_url=database_url, redis_url=redis_url)
     original = dict(settings.MIDTRANS)
     settings.MIDTRANS.update(
         SERVER_KEY=running.env["MIDTRANS_SERVER_KEY"], CORE_API_URL=running.sim_url,
@@ -48,6 +48,16 @@ def stack(
     yield running
     settings.MIDTRANS.update(original)
     running.stop()
+
+
+def database_url_of(db: dict) -> str:
+    """Return a DATABASE_URL for the test database, for the processes the stack starts."""
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    from urllib.parse import quote
+
+    auth = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ SERVER_KEY = "SB-Mid-server-TEST-KEY"
 class Stack:
     """Real web (daphne), simulator and worker processes sharing the test database."""
 
-    def __init__(self, workdir: Path, db_name: str, redis_url: str, **settings: str) -> None:
+    def __init__(self, workdir: Path, database_url: str, redis_url: str, **settings: str) -> None:
         self.workdir = workdir
         self.redis_url = redis_url
         self.web_port = free_port()
@@ -26,7 +26,7 @@ class Stack:
         self.sim_url = self.simulator.url
         self.env = {
             "DJANGO_SETTINGS_MODULE": "project.settings",
-            "DATABASE_URL": f"sqlite:///{db_name}",
+            "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "MIDTRANS_SERVER_KEY": SERVER_KEY,
             "MIDTRANS_CORE_API_URL": self.sim_url,
