@@ -4,8 +4,9 @@ Answers (Midtrans retries anything but 2xx):
   200 applied, duplicate, stale or amount_mismatch (recorded, never paid);
   400 not JSON, or a required field missing; 403 bad signature;
   404 unknown order; 413 body too large;
-  503 the event could not be stored, the database is busy, or it could not be
-      applied yet (stored as ``error``; the reconcile re-applies it).
+  503 the event could not be stored, the database is busy, a reversal could
+      not be confirmed, or applying it failed (stored as ``error`` with the
+      traceback; the reconcile re-applies it).
 """
 
 import json
@@ -18,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from checkout import metrics, selectors, services
-from checkout.errors import ApplicationError, GatewayUnavailable, InvalidSignature, MalformedNotification, UnknownOrder
+from checkout.errors import ApplicationError, GatewayError, InvalidSignature, MalformedNotification, UnknownOrder
 from checkout.models import EventOutcome, EventSource, PaymentEvent
 from checkout.observations import observation_from_payload
 from checkout.signature import signature_is_valid
@@ -55,9 +56,16 @@ def midtrans_notification(request: HttpRequest) -> JsonResponse:
     except DatabaseError as exc:
         _fail(event, exc)
         return _answer(503, {"error": "database busy; retry later", "event_id": event.pk})
-    except GatewayUnavailable as exc:
+    except GatewayError as exc:
         _fail(event, exc)
         return _answer(503, {"error": f"could not confirm with Midtrans: {exc.message}", "event_id": event.pk})
+    except Exception as exc:
+        # A bug, not bad input: the body is stored with the traceback and the
+        # reconcile re-applies it; Midtrans is told to retry as well.
+        logger.exception("Applying a notification failed", extra={"event_id": event.pk})
+        _fail(event, exc)
+        return _answer(503, {"error": "could not apply the notification; it is stored and will be retried",
+                             "event_id": event.pk})
 
 
 def _process(event: PaymentEvent, payload: object) -> JsonResponse:

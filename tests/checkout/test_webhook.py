@@ -221,3 +221,30 @@ def test_logs_carry_the_seed_markers_with_fields(client, order, caplog) -> None:
     updated = next(r for r in caplog.records if r.getMessage() == "Auto-updated payment")
     assert (updated.order, updated.to, updated.source) == (order.number, "success", "webhook")
     assert all(settings.MIDTRANS["SERVER_KEY"] not in r.getMessage() + str(vars(r)) for r in caplog.records)
+
+
+def test_a_bug_while_applying_is_503_with_the_traceback_stored(client, order, monkeypatch) -> None:
+    from checkout import services
+
+    def broken(**kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(services, "payment_observe", broken)
+    response = send(client, signed(order, "settlement"))
+    assert response.status_code == 503 and "stored" in response.json()["error"]
+    event = PaymentEvent.objects.get(order_number=order.number)
+    assert event.outcome == "error" and "KeyError" in event.detail and event.signature_valid
+    assert state(order) == ("pending", "pending", 1)
+
+
+def test_reversal_that_midtrans_does_not_know_is_503_not_500(client, order, monkeypatch) -> None:
+    from checkout.errors import TransactionNotFound
+
+    send(client, signed(order, "settlement", method="permata_va"))
+
+    def unknown(order_id):
+        raise TransactionNotFound("Midtrans has no transaction")
+
+    monkeypatch.setattr(gateway, "transaction_status", unknown)
+    assert send(client, signed(order, "deny", method="permata_va")).status_code == 503
+    assert state(order) == ("success", "processing", 2)
