@@ -13,3 +13,6 @@ gateway_calls = Counter("paywatch_gateway_calls_total", "Calls to Midtrans, by o
 gateway_latency = Histogram("paywatch_gateway_seconds", "Latency of calls to Midtrans", ["op"])
 broadcasts = Counter("paywatch_broadcasts_total", "Status changes pushed to websocket groups, by result", ["result"])
 refreshes = Counter("paywatch_refreshes_total", "Manual refresh requests, by result", ["result"])
+paid_after_close = Counter(
+    "paywatch_paid_after_close_total", "Settlements seen for orders already expired or cancelled (need a person)"
+)

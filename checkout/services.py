@@ -164,6 +164,13 @@ def payment_apply_observation(
         return finish(EventOutcome.DUPLICATE, "status unchanged")
     decision = decide(before, target, order.status)
     if not decision.allowed:
+        if target == PaymentStatus.SUCCESS:
+            # Money arrived for an order that is already closed (expired, cancelled):
+            # never reopened automatically, but someone must refund or honour it.
+            logger.error("Payment received for a closed order", extra={
+                "order": order.number, "order_status": order.status, "payment_status": before,
+                "transaction_status": observation.transaction_status, "source": source, "event_id": event_id})
+            metrics.paid_after_close.inc()
         return finish(EventOutcome.STALE, f"{before} → {target} is not allowed (order {order.status})")
     if decision.needs_confirmation and not confirmed:
         return finish(EventOutcome.STALE, f"{before} → {target} needs confirmation with Midtrans",

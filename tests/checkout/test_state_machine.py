@@ -140,3 +140,14 @@ def test_amount_or_currency_mismatch_is_recorded_never_paid(make_order, amount: 
     assert result.outcome == EventOutcome.AMOUNT_MISMATCH
     assert Payment.objects.get(pk=order.payment.pk).status == "pending"
     assert Order.objects.get(pk=order.pk).status == "pending"
+
+
+def test_settlement_for_an_expired_order_is_kept_out_and_flagged(make_order, caplog) -> None:
+    order = make_order()
+    apply(order, observe(order, "expire"))
+    caplog.set_level("ERROR")
+    result = apply(order, observe(order, "settlement"), confirmed=True)
+    order.refresh_from_db()
+    assert (result.outcome, order.payment.status, order.status) == ("stale", "expired", "expired")
+    flagged = [r for r in caplog.records if r.getMessage() == "Payment received for a closed order"]
+    assert len(flagged) == 1 and flagged[0].order == order.number
