@@ -96,7 +96,11 @@ def _translated(op: str, order_id: str) -> Iterator[None]:
             result = "unavailable"
             raise GatewayUnavailable(f"Midtrans answered {exc.http_status_code} ({code})", extra) from None
         result = "rejected"
-        raise GatewayRejected(_messages(body) or f"Midtrans refused the request ({code})", extra) from None
+        messages = _messages(body)
+        # Midtrans answers a reused order_id with 406, or 400 and "sudah digunakan".
+        extra["order_id_taken"] = code == 406 or ("order_id" in messages and (
+            "taken" in messages or "digunakan" in messages or "already" in messages))
+        raise GatewayRejected(messages or f"Midtrans refused the request ({code})", extra) from None
     except JSONDecodeError:
         result = "unavailable"
         raise GatewayUnavailable("Midtrans answered with a non-JSON page", {"order_id": order_id}) from None

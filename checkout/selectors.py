@@ -3,6 +3,9 @@
 import secrets
 from typing import Any
 
+from django.conf import settings
+from django.urls import reverse
+
 from checkout.errors import UnknownOrder
 from checkout.models import Order, Payment
 
@@ -36,3 +39,9 @@ def order_snapshot(order: Order) -> dict[str, Any]:
         "currency": payment.currency,
         "updated_at": max(order.updated_at, payment.updated_at).isoformat(),
     }
+
+
+def order_waiting_page_url(order: Order, absolute: bool = True) -> str:
+    """Return the customer's link to the waiting page, token included."""
+    path = reverse("checkout:order", args=[order.number]) + f"?t={order.access_token}"
+    return settings.PUBLIC_BASE_URL + path if absolute else path

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from checkout import gateway, metrics
-from checkout.errors import TransactionNotFound
+from checkout.errors import GatewayRejected, TransactionNotFound
 from checkout.models import EventOutcome, Order, Payment, PaymentEvent
 from checkout.observations import Observation
 from checkout.signals import payment_status_changed
@@ -267,17 +267,50 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-
-def order_checkout_snap(*, order: Order, finish_url: str) -> Payment:
+def order_checkout_snap(*, order: Order) -> Payment:
     """Create the Snap transaction for an order and store its token and redirect URL.
 
-    Raises GatewayError; the order then stays pending without a token, which
-    the reconcile and the expiry cleanup know how to end.
+    An order number Midtrans already knows (a reset database, two environments
+    on one Midtrans account) gets a new number and another try. Raises
+    GatewayError; the order then stays pending without a token, which the
+    reconcile and the expiry cleanup know how to end.
     """
+    for attempt in range(3):
+        try:
+            snap = gateway.snap_create(_snap_parameters(order))
+            break
+        except GatewayRejected as exc:
+            if not exc.extra.get("order_id_taken") or attempt == 2:
+                raise
+            logger.warning("Order number already used at Midtrans; renumbering", extra={"order": order.number})
+            order_renumber(order=order)
     payment = order.payment
-    minutes = max(1, int((payment.expires_at - timezone.now()).total_seconds() // 60)) if payment.expires_at else 60
+    payment_snap_attach(payment_id=payment.pk, token=snap.token, redirect_url=snap.redirect_url)
+    payment.snap_token, payment.redirect_url = snap.token, snap.redirect_url
+    return payment
+
+
+def order_renumber(*, order: Order) -> None:
+    """Give a not-yet-paid order a fresh number (before the customer has seen it)."""
+    for _attempt in range(8):
+        number = order_number_new()
+        try:
+            with transaction.atomic():
+                Order.objects.filter(pk=order.pk).update(number=number)
+        except IntegrityError:
+            continue
+        order.number = number
+        return
+    raise RuntimeError("could not allocate a unique order number")
+
+
+def _snap_parameters(order: Order) -> dict[str, Any]:
+    from checkout.selectors import order_waiting_page_url
+
+    expires_at = order.payment.expires_at
+    minutes = max(1, int((expires_at - timezone.now()).total_seconds() // 60)) if expires_at else 60
     start = timezone.localtime(timezone.now())
-    snap = gateway.snap_create({
+    return {
         "transaction_details": {"order_id": order.number, "gross_amount": int(order.gross_amount)},
         "item_details": [
             {"id": i["sku"], "name": i["name"][:50], "price": int(i["price"]), "quantity": int(i["quantity"])}
@@ -285,11 +318,8 @@ def order_checkout_snap(*, order: Order, finish_url: str) -> Payment:
         ],
         "customer_details": {"first_name": order.customer_name or "Customer", "email": order.customer_email},
         "expiry": {"start_time": start.strftime("%Y-%m-%d %H:%M:%S %z"), "unit": "minute", "duration": minutes},
-        "callbacks": {"finish": finish_url},
-    })
-    payment_snap_attach(payment_id=payment.pk, token=snap.token, redirect_url=snap.redirect_url)
-    payment.snap_token, payment.redirect_url = snap.token, snap.redirect_url
-    return payment
+        "callbacks": {"finish": order_waiting_page_url(order)},
+    }
 
 
 def payment_refresh_claim(*, payment_id: int) -> float:

@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from checkout import metrics, selectors, services
@@ -35,17 +34,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
     order = services.order_create(items=form.items(), customer_name=form.cleaned_data["name"],
                                   customer_email=form.cleaned_data["email"])
     try:
-        payment = services.order_checkout_snap(order=order, finish_url=waiting_page_url(order))
+        payment = services.order_checkout_snap(order=order)
     except GatewayError as exc:
         logger.warning("Snap transaction not created", extra={"order": order.number, "error": exc.message})
         return render(request, "checkout/gateway_error.html", {"order": order, "error": exc.message}, status=502)
     return redirect(payment.redirect_url)
-
-
-def waiting_page_url(order: Order, absolute: bool = True) -> str:
-    """Return the customer's link to the waiting page, token included."""
-    path = reverse("checkout:order", args=[order.number]) + f"?t={order.access_token}"
-    return settings.PUBLIC_BASE_URL + path if absolute else path
 
 
 def _customer_order(request: HttpRequest, number: str) -> Order:
@@ -106,7 +99,7 @@ def _refresh_answer(
     order.payment.refresh_from_db()
     if wants_html:
         query = urlencode({"refreshed": message})
-        response: HttpResponse = redirect(f"{waiting_page_url(order, absolute=False)}&{query}")
+        response: HttpResponse = redirect(f"{selectors.order_waiting_page_url(order, absolute=False)}&{query}")
     else:
         data = selectors.order_snapshot(order)
         if status != 200:

@@ -74,3 +74,21 @@ def test_the_client_gets_a_pooled_session_with_a_timeout(settings) -> None:
     session = core.http_client.http_client
     assert isinstance(session, gateway.TimeoutSession) and session is snap.http_client.http_client
     assert session.timeout == (settings.MIDTRANS["CONNECT_TIMEOUT"], settings.MIDTRANS["READ_TIMEOUT"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkout_renumbers_an_order_whose_number_midtrans_already_knows(sim, make_order) -> None:
+    from checkout import services
+    from checkout.models import Order
+
+    taken = new_id()
+    gateway.snap_create(snap_params(taken))  # e.g. left at Midtrans by a database that was reset
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(number=taken)
+    order.refresh_from_db()
+
+    payment = services.order_checkout_snap(order=order)
+
+    order.refresh_from_db()
+    assert order.number != taken and payment.redirect_url
+    assert sim.sim_order(order.number)["finish_url"].endswith(f"/orders/{order.number}/?t={order.access_token}")

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from django.conf import settings
 from django.utils import timezone
 
 from checkout import services
@@ -69,7 +68,7 @@ def snap_order(sim) -> Callable[..., Order]:
             items=[{"sku": "kopi-gayo", "name": "Kopi", "price": amount, "quantity": 1}],
             customer_email="budi@example.com",
         )
-        services.order_checkout_snap(order=order, finish_url=f"{settings.PUBLIC_BASE_URL}/orders/{order.number}/")
+        services.order_checkout_snap(order=order)
         if at_midtrans:
             sim.sim(at_midtrans, order.number, notify="drop")
         fields = {}
