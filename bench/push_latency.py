@@ -310,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         orders = prepare_database(env, args.watchers + 1)
         if args.gc_thresholds:
             env["GC_THRESHOLDS"] = args.gc_thresholds
-        daphne = [sys.executable, "-m", "daphne", "--ping-interval", str(args.ping_interval)]
+        daphne = [sys.executable, "-m", "daphne", "--ping-interval", str(args.ping_interval),
+                  "--access-log", "/dev/null"]
         web = ServerProcess(
             "daphne", [*daphne, "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
             workdir, url=f"http://127.0.0.1:{port}", ready=http_ready(f"http://127.0.0.1:{port}/healthz"),

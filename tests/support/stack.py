@@ -47,8 +47,8 @@ class Stack:
         """Start daphne on the stack's fixed port and wait until /healthz answers."""
         self.web = ServerProcess(
             "daphne",
-            [sys.executable, "-m", "daphne", "--ping-interval", "60", "-b", "127.0.0.1", "-p", str(self.web_port),
-             "project.asgi:application"],
+            [sys.executable, "-m", "daphne", "--ping-interval", "60", "--access-log", "/dev/null",
+             "-b", "127.0.0.1", "-p", str(self.web_port), "project.asgi:application"],
             self.workdir, url=self.web_url, ready=http_ready(f"{self.web_url}/healthz"), env=self.env, cwd=ROOT,
             port=self.web_port,
         ).start()
