@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.support.servers import ServerProcess, start_simulator
+from tests.support.simcontrol import SimulatorControl
 
 SERVER_KEY = "SB-Mid-server-TEST-SIMULATOR"
 # Retry intervals become 0.06, 0.3, 0.9, 2.7, 6.3 s.
@@ -88,12 +89,12 @@ class NotifyReceiver:
         self.server.server_close()
 
 
-class Sim:
+class Sim(SimulatorControl):
     """Helpers around the running simulator: midtransclient clients and the control API."""
 
     def __init__(self, process: ServerProcess) -> None:
+        super().__init__(str(process.url), wait=WAIT)
         self.process = process
-        self.url = str(process.url)
         self.server_key = SERVER_KEY
 
     def snap(self, server_key: str = SERVER_KEY) -> midtransclient.Snap:
@@ -114,23 +115,6 @@ class Sim:
         body = {"transaction_details": {"order_id": order_id, "gross_amount": amount},
                 "callbacks": {"finish": "http://shop.test/orders/finish"}, **extra}
         return self.snap().create_transaction(body)
-
-    def act(self, order_id: str, action: str, **params: Any) -> requests.Response:
-        """POST a control action."""
-        return requests.post(f"{self.url}/sim/orders/{order_id}/{action}", params=params, timeout=10)
-
-    def order(self, order_id: str, wait_attempts: int = 0) -> dict[str, Any]:
-        """GET the control API view of an order (after at least wait_attempts delivery attempts)."""
-        params = {"wait_attempts": wait_attempts, "timeout": WAIT} if wait_attempts else {}
-        response = requests.get(f"{self.url}/sim/orders/{order_id}", params=params, timeout=WAIT + 5)
-        response.raise_for_status()
-        return response.json()
-
-    def config(self, **changes: Any) -> dict[str, Any]:
-        """POST /sim/config."""
-        response = requests.post(f"{self.url}/sim/config", json=changes, timeout=10)
-        response.raise_for_status()
-        return response.json()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,15 +36,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _poll(check: Callable[[], bool], timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
-    """Call check until it is true, the deadline passes, or alive() turns false."""
+def _poll(check: Callable[[], bool], timeout: float, exited: Callable[[float], bool] | None = None) -> bool:
+    """Call check until it is true, the deadline passes, or the process exits.
+
+    Between checks it waits on the process's exit for POLL_INTERVAL (a crash
+    ends the wait at once); a readiness probe itself has no event to wait on.
+    """
+    exited = exited or (lambda seconds: threading.Event().wait(seconds))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return True
-        if not alive():
+        if exited(POLL_INTERVAL):
             return False
-        time.sleep(POLL_INTERVAL)
     return check()
 
 
@@ -113,12 +118,21 @@ class ServerProcess:
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         finally:
             log.close()
-        if self.ready is not None and not _poll(self.ready, self.timeout, self.alive):
+        if self.ready is not None and not _poll(self.ready, self.timeout, self._exited_within):
             code = self.proc.poll()
             self.stop()
             state = f"exited with {code}" if code is not None else f"not ready after {self.timeout} s"
             raise RuntimeError(f"{self.name} {state}: {' '.join(self.args)}\n--- log tail ---\n{self.log_tail()}")
         return self
+
+    def _exited_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the process to exit; return whether it did."""
+        assert self.proc is not None
+        try:
+            self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def alive(self) -> bool:
         """Return whether the process is running."""

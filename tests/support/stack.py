@@ -8,6 +8,7 @@ from typing import Any
 import requests
 
 from tests.support.servers import ServerProcess, free_port, http_ready, start_simulator
+from tests.support.simcontrol import SimulatorControl
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_KEY = "SB-Mid-server-TEST-KEY"
@@ -24,6 +25,7 @@ class Stack:
         self.notify_url = f"{self.web_url}/payments/midtrans/notification"
         self.simulator = start_simulator(workdir, notify_url=self.notify_url, server_key=SERVER_KEY)
         self.sim_url = self.simulator.url
+        self.control = SimulatorControl(self.sim_url)
         self.env = {
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "DATABASE_URL": database_url,
@@ -76,19 +78,15 @@ class Stack:
     # --- the simulator's control API -------------------------------------------------
     def sim(self, action: str, order_id: str, **params: Any) -> dict[str, Any]:
         """POST /sim/orders/<id>/<action>; raise on a non-2xx answer."""
-        response = requests.post(f"{self.sim_url}/sim/orders/{order_id}/{action}", params=params, timeout=10)
+        response = self.control.act(order_id, action, **params)
         response.raise_for_status()
         return response.json()
 
     def sim_order(self, order_id: str) -> dict[str, Any]:
-        response = requests.get(f"{self.sim_url}/sim/orders/{order_id}", timeout=10)
-        response.raise_for_status()
-        return response.json()
+        return self.control.order(order_id)
 
     def sim_config(self, **config: Any) -> dict[str, Any]:
-        response = requests.post(f"{self.sim_url}/sim/config", json=config, timeout=10)
-        response.raise_for_status()
-        return response.json()
+        return self.control.config(**config)
 
     # --- the shop, as a customer ---------------------------------------------------------
     def checkout(self, sku: str = "kopi-gayo", quantity: int = 1) -> "Checkout":
