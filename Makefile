@@ -4,15 +4,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint setup-run setup-test migrate bench clean
+.PHONY: run test test-sqlite test-postgres lint setup-run setup-test migrate bench clean
 
 run: setup-run migrate
 	@test -s var/admin-password || $(PY) -c "import secrets; print(secrets.token_urlsafe(12))" > var/admin-password
 	DEMO_ADMIN_PASSWORD="$$(cat var/admin-password)" $(PY) manage.py seed_demo
 	scripts/run
 
-test: setup-test lint
+# The whole suite on SQLite, then everything that touches the database or
+# starts processes again on a throw-away PostgreSQL cluster (Debian's package,
+# a free port, a temporary directory; never the system service).
+test: setup-test lint test-sqlite test-postgres
+
+test-sqlite: setup-test
 	$(PY) -m pytest
+
+test-postgres: setup-test
+	$(PY) -m tests.support.postgres -- $(PY) -m pytest -m "not browser" --ignore=tests/simulator -p no:cacheprovider
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
@@ -21,7 +29,7 @@ setup-run: $(VENV)/.installed
 	@scripts/ensure-system-packages redis-server:redis-server
 
 setup-test: $(VENV)/.dev-installed
-	@scripts/ensure-system-packages redis-server:redis-server chromium:chromium
+	@scripts/ensure-system-packages redis-server:redis-server chromium:chromium pg_ctlcluster:postgresql
 
 migrate: $(VENV)/.installed
 	@mkdir -p var
