@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test test-sqlite test-postgres lint setup-run setup-test migrate bench clean
 
+# make run is development: DEBUG on (production refuses development keys with DEBUG off).
+run: export DEBUG ?= 1
 run: setup-run migrate
 	@test -s var/admin-password || $(PY) -c "import secrets; print(secrets.token_urlsafe(12))" > var/admin-password
 	DEMO_ADMIN_PASSWORD="$$(cat var/admin-password)" $(PY) manage.py seed_demo

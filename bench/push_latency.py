@@ -22,6 +22,7 @@ import json
 import os
 import random
 import resource
+import secrets
 import statistics
 import subprocess
 import sys
@@ -300,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
         "CHANNEL_LAYER": args.layer,
         "MIDTRANS_SERVER_KEY": SERVER_KEY,
+        # DEBUG is off, so daphne and migrate need values that pass project/checks.py.
+        "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",

@@ -7,6 +7,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
+from project.checks import refuse_to_start_on_errors  # noqa: E402
+
+# daphne runs no system checks itself: a SystemCheckError here (say, the
+# simulator's key with DEBUG off) stops it at import with a non-zero exit.
+refuse_to_start_on_errors()
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 

@@ -1,15 +1,42 @@
-"""A JSON log formatter, so grep-able markers come with structured fields."""
+"""A JSON log formatter, so grep-able markers come with structured fields.
+
+It is also the one place that keeps order tokens out of the logs: the
+customer's links carry them in ``?t=``, and Django's own loggers
+(``django.request``, ``django.security.csrf``) pass the request object, whose
+repr holds the full URL. Every handler formats through here, so the whole
+line is redacted after it is built: message, extras and traceback alike.
+"""
 
 import json
 import logging
+import re
 from typing import Any
+
+from django.http import HttpRequest
 
 # Attributes every LogRecord has; anything else was passed with ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
+# A ``t`` parameter's value: in a URL (?t=…, &t=…), a bare query string (a
+# websocket scope's b't=…'), or percent-encoded in another URL (next=…%3Ft%3D…).
+_TOKEN = re.compile(r"(?P<key>(?:(?<![\w.%-])|%3F|%26)t(?:=|%3D))[^&;#\s\"'<>\\%]+", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact_tokens(text: str) -> str:
+    """Return text with the value of every ``t=`` query parameter replaced."""
+    return _TOKEN.sub(rf"\g<key>{REDACTED}", text)
+
+
+def _field(value: Any) -> Any:
+    # A request's repr is its full URL: log only the method and the path.
+    if isinstance(value, HttpRequest):
+        return f"{value.method} {value.path}"
+    return value
+
 
 class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON object: time, level, logger, message, extras."""
+    """Format a record as one JSON object: time, level, logger, message, extras; tokens redacted."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -18,7 +45,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        data.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        data.update({k: _field(v) for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             data["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        return redact_tokens(json.dumps(data, default=str))

@@ -1,6 +1,7 @@
 """The whole product as real processes: redis, the simulator, daphne and a qcluster worker."""
 
 import re
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from tests.support.simcontrol import SimulatorControl
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_KEY = "SB-Mid-server-TEST-KEY"
+# An order token (secrets.token_urlsafe(24)) as a query value, plain or percent-encoded.
+TOKEN_IN_URL = re.compile(r"(?:(?<![\w.%-])|%3F|%26)t(?:=|%3D)[A-Za-z0-9_-]{32}", re.IGNORECASE)
 
 
 class Stack:
@@ -28,6 +31,8 @@ class Stack:
         self.control = SimulatorControl(self.sim_url)
         self.env = {
             "DJANGO_SETTINGS_MODULE": "project.settings",
+            # DEBUG is off as in production, so the values must pass project/checks.py.
+            "SECRET_KEY": secrets.token_urlsafe(50),
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "MIDTRANS_SERVER_KEY": SERVER_KEY,
@@ -74,6 +79,15 @@ class Stack:
         for proc in [*self.workers, self.web, self.simulator]:
             if proc is not None:
                 proc.stop()
+
+    def paywatch_logs(self) -> list[Path]:
+        """Return the log files of every Paywatch process started in the workdir (daphnes and workers)."""
+        return sorted(path for pattern in ("daphne*.log", "qcluster*.log") for path in self.workdir.rglob(pattern))
+
+    def token_leaks(self) -> list[str]:
+        """Return every line of the Paywatch processes' logs that carries an order token."""
+        return [f"{path.name}: {line}" for path in self.paywatch_logs()
+                for line in path.read_text(errors="replace").splitlines() if TOKEN_IN_URL.search(line)]
 
     # --- the simulator's control API -------------------------------------------------
     def sim(self, action: str, order_id: str, **params: Any) -> dict[str, Any]:

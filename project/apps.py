@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ProjectConfig(AppConfig):
+    """The project package as an app, so that its system checks are registered."""
+
+    name = "project"
+    verbose_name = "Paywatch"
+
+    def ready(self) -> None:
+        from project import checks  # noqa: F401 (registers the checks)
