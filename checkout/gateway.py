@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import midtransclient
 import requests
@@ -26,7 +26,6 @@ from checkout.errors import GatewayRejected, GatewayUnavailable, TransactionNotF
 from checkout.observations import Observation, observation_from_payload
 
 logger = logging.getLogger("paywatch.gateway")
-T = TypeVar("T")
 
 
 class TimeoutSession(requests.Session):
@@ -85,6 +84,9 @@ def _translated(op: str, order_id: str) -> Iterator[None]:
     result = "ok"
     try:
         yield
+    except GatewayUnavailable:
+        result = "unavailable"
+        raise
     except MidtransAPIError as exc:
         body = exc.api_response_dict if isinstance(exc.api_response_dict, dict) else {}
         code = _body_code(body) or exc.http_status_code
@@ -104,6 +106,12 @@ def _translated(op: str, order_id: str) -> Iterator[None]:
     except JSONDecodeError:
         result = "unavailable"
         raise GatewayUnavailable("Midtrans answered with a non-JSON page", {"order_id": order_id}) from None
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        # midtransclient reads any 2xx JSON as an object (``response.keys()``,
+        # ``int(status_code)``): a list, a string or a non-numeric code breaks it.
+        result = "unavailable"
+        raise GatewayUnavailable(f"Midtrans answered {op} with a body that is not a JSON object "
+                                 f"({type(exc).__name__} in midtransclient)", {"order_id": order_id}) from None
     except requests.Timeout:
         result = "timeout"
         raise GatewayUnavailable("Midtrans did not answer in time", {"order_id": order_id}) from None
@@ -117,9 +125,10 @@ def _translated(op: str, order_id: str) -> Iterator[None]:
             logger.warning("Midtrans call failed", extra={"op": op, "order_id": order_id, "result": result})
 
 
-def _call(op: str, order_id: str, fn: Callable[[], T]) -> T:
+def _call(op: str, order_id: str, fn: Callable[[], Any], *required: str) -> dict[str, Any]:
+    """Make one call; return its answer, an object with each ``required`` field as text."""
     with _translated(op, order_id):
-        return fn()
+        return _answer_object(op, order_id, fn(), *required)
 
 
 def _body_code(body: dict[str, Any]) -> int:
@@ -134,38 +143,58 @@ def _messages(body: dict[str, Any]) -> str:
     return "; ".join(str(m) for m in messages if m)
 
 
+def _answer_object(op: str, order_id: str, answer: Any, *required: str) -> dict[str, Any]:
+    """Return Midtrans's answer if it is an object with each ``required`` field as text; else raise."""
+    if not isinstance(answer, dict):
+        raise GatewayUnavailable(f"Midtrans answered {op} with a {type(answer).__name__}, not a JSON object",
+                                 {"order_id": order_id})
+    missing = [name for name in required if not isinstance(answer.get(name), str) or not answer[name].strip()]
+    if missing:
+        raise GatewayUnavailable(f"Midtrans answered {op} without {', '.join(missing)}",
+                                 {"order_id": order_id, "missing": missing})
+    return answer
+
+
 def snap_create(parameters: dict[str, Any]) -> SnapTransaction:
     """Create a Snap transaction; return its token and redirect URL."""
     order_id = parameters["transaction_details"]["order_id"]
     snap, _ = _clients()
-    answer = _call("snap_create", order_id, lambda: snap.create_transaction(parameters))
-    if not answer.get("token") or not answer.get("redirect_url"):
-        raise GatewayUnavailable("Snap answered without a token", {"order_id": order_id})
+    answer = _call("snap_create", order_id, lambda: snap.create_transaction(parameters), "token", "redirect_url")
     return SnapTransaction(token=answer["token"], redirect_url=answer["redirect_url"])
 
 
 def transaction_status(order_id: str) -> Observation:
-    """Ask Midtrans for a transaction's status (GET /v2/<id>/status)."""
+    """Ask Midtrans for a transaction's status (GET /v2/<id>/status).
+
+    An answer about another order is refused: applying it would let one
+    order's status (a refund, a settlement) land on another.
+    """
     _, core = _clients()
     body = _call("status", order_id, lambda: core.transactions.status(_quote(order_id)))
     if _body_code(body) == 404:
         raise TransactionNotFound(f"Midtrans has no transaction {order_id}", {"response": body})
     try:
-        return observation_from_payload(body)
+        observation = observation_from_payload(body)
     except Exception as exc:
         raise GatewayUnavailable(f"Midtrans status answer unusable: {exc}", {"response": body}) from None
+    if observation.order_id != order_id:
+        logger.error("Midtrans answered about another order", extra={"asked": order_id,
+                                                                     "answered": observation.order_id[:64]})
+        raise GatewayUnavailable(f"Midtrans answered about order {observation.order_id[:64]!r}, not {order_id!r}",
+                                 {"order_id": order_id})
+    return observation
 
 
 def transaction_expire(order_id: str) -> dict[str, Any]:
     """Expire a pending transaction at Midtrans (POST /v2/<id>/expire)."""
     _, core = _clients()
-    return _call("expire", order_id, lambda: core.transactions.expire(_quote(order_id)))
+    return _call("expire", order_id, lambda: core.transactions.expire(_quote(order_id)), "status_code")
 
 
 def transaction_cancel(order_id: str) -> dict[str, Any]:
     """Cancel a transaction at Midtrans (POST /v2/<id>/cancel)."""
     _, core = _clients()
-    return _call("cancel", order_id, lambda: core.transactions.cancel(_quote(order_id)))
+    return _call("cancel", order_id, lambda: core.transactions.cancel(_quote(order_id)), "status_code")
 
 
 def _quote(order_id: str) -> str:

@@ -101,13 +101,17 @@ class PaymentEvent(models.Model):
     """One input that touched (or tried to touch) a payment, stored before it is applied.
 
     The id is the monotonic event id; ``raw_body`` is kept verbatim so that a
-    notification that failed to apply can be re-applied later.
+    notification that failed to apply can be re-applied later. Bodies nobody
+    vouches for (forged, unknown order, malformed) keep only their start and
+    size: enough for forensics, bounded however many arrive.
     """
 
     payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
     order_number = models.CharField(max_length=64, blank=True, db_index=True)
     source = models.CharField(max_length=20, choices=EventSource.choices, db_index=True)
-    raw_body = models.TextField(blank=True)
+    raw_body = models.TextField(blank=True, help_text="verbatim when verified; else its first 2 KiB")
+    raw_size = models.PositiveIntegerField(null=True, blank=True, help_text="bytes received")
+    raw_truncated = models.BooleanField(default=False)
     headers = models.JSONField(default=dict, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     signature_valid = models.BooleanField(null=True)
@@ -120,7 +124,7 @@ class PaymentEvent(models.Model):
         max_length=20, choices=EventOutcome.choices, default=EventOutcome.RECEIVED, db_index=True
     )
     detail = models.TextField(blank=True, help_text="why it ended as it did; a traceback on error")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # the retention prunes by age
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

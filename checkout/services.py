@@ -20,10 +20,18 @@ from checkout.models import EventOutcome, Order, Payment, PaymentEvent
 from checkout.observations import Observation
 from checkout.signals import payment_status_changed
 from checkout.states import PaymentStatus, decide, payment_status_for
+from checkout.text import clean_text, fit
 
 logger = logging.getLogger("paywatch.payments")
 
 _DETAIL_COLUMNS = ("payment_type", "bank", "va_number", "bill_key", "biller_code", "payment_code", "store")
+
+# What is kept of a body nobody vouches for (forged, unknown order, malformed):
+# a whole real notification is about 1 KiB, so this shows what was sent while
+# keeping a flood of them bounded.
+UNTRUSTED_BODY_CHARS = 2048
+_UNTRUSTED_HEADERS = 50
+_UNTRUSTED_HEADER_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -81,35 +89,54 @@ def payment_event_record(
     payment: Payment | None = None,
     order_number: str = "",
     raw_body: str = "",
+    raw_size: int | None = None,
+    trusted: bool = True,
     headers: dict[str, str] | None = None,
     client_ip: str | None = None,
     signature_valid: bool | None = None,
-    payload: dict[str, Any] | None = None,
+    payload: Any = None,
     outcome: str = EventOutcome.RECEIVED,
     detail: str = "",
 ) -> PaymentEvent:
-    """Store an input before anything is done with it (its own commit)."""
+    """Store an input before anything is done with it (its own commit).
+
+    Everything is cleaned and cut to its column (a NUL or an overlong value
+    must not make the insert fail, on every retry). An untrusted body keeps
+    only its first UNTRUSTED_BODY_CHARS characters; ``raw_size`` (bytes
+    received) says how much there was.
+    """
     payload = payload if isinstance(payload, dict) else {}
+    body = clean_text(raw_body)
+    truncated = not trusted and len(body) > UNTRUSTED_BODY_CHARS
     return PaymentEvent.objects.create(
         payment=payment,
-        order_number=(order_number or str(payload.get("order_id") or ""))[:64],
+        order_number=fit(PaymentEvent, "order_number", order_number or payload.get("order_id") or ""),
         source=source,
-        raw_body=raw_body,
-        headers=headers or {},
+        raw_body=body[:UNTRUSTED_BODY_CHARS] if truncated else body,
+        raw_size=len(raw_body.encode("utf-8", "replace")) if raw_size is None else raw_size,
+        raw_truncated=truncated,
+        headers=_stored_headers(headers or {}, trusted=trusted),
         client_ip=client_ip,
         signature_valid=signature_valid,
-        transaction_status=str(payload.get("transaction_status") or "")[:30],
-        fraud_status=str(payload.get("fraud_status") or "")[:20],
+        transaction_status=fit(PaymentEvent, "transaction_status", payload.get("transaction_status") or ""),
+        fraud_status=fit(PaymentEvent, "fraud_status", payload.get("fraud_status") or ""),
         status_before=payment.status if payment else "",
         outcome=outcome,
-        detail=detail,
+        detail=clean_text(detail),
         processed_at=None if outcome == EventOutcome.RECEIVED else timezone.now(),
     )
 
 
+def _stored_headers(headers: dict[str, str], *, trusted: bool) -> dict[str, str]:
+    if trusted:
+        return {clean_text(k): clean_text(v) for k, v in headers.items()}
+    kept = list(headers.items())[:_UNTRUSTED_HEADERS]
+    return {clean_text(k)[:_UNTRUSTED_HEADER_CHARS]: clean_text(v)[:_UNTRUSTED_HEADER_CHARS] for k, v in kept}
+
+
 def payment_event_close(*, event_id: int, outcome: str, detail: str = "", payment: Payment | None = None) -> None:
     """Mark a stored event as settled without applying it (rejected, unknown, failed)."""
-    fields: dict[str, Any] = {"outcome": outcome, "detail": detail, "processed_at": timezone.now()}
+    fields: dict[str, Any] = {"outcome": outcome, "detail": clean_text(detail), "processed_at": timezone.now()}
     if payment is not None:
         fields.update(payment=payment, status_before=payment.status, status_after=payment.status)
     PaymentEvent.objects.filter(pk=event_id).update(**fields)
@@ -138,9 +165,11 @@ def payment_apply_observation(
 
     def finish(outcome: str, detail: str = "", needs_confirmation: bool = False) -> Transition:
         PaymentEvent.objects.filter(pk=event_id).update(
-            payment=payment, order_number=order.number, status_before=before, status_after=payment.status,
-            version_after=payment.version, outcome=outcome, detail=detail, processed_at=timezone.now(),
-            transaction_status=observation.transaction_status[:30], fraud_status=observation.fraud_status[:20],
+            payment=payment, order_number=fit(PaymentEvent, "order_number", order.number), status_before=before,
+            status_after=payment.status, version_after=payment.version, outcome=outcome, detail=clean_text(detail),
+            processed_at=timezone.now(),
+            transaction_status=fit(PaymentEvent, "transaction_status", observation.transaction_status),
+            fraud_status=fit(PaymentEvent, "fraud_status", observation.fraud_status),
         )
         metrics.observations.labels(source=source, outcome=outcome).inc()
         return Transition(event_id, outcome, before, payment.status, payment.version, needs_confirmation)
@@ -197,7 +226,7 @@ def payment_apply_observation(
 def payment_observe(
     *, payment: Payment, observation: Observation, source: str, event_id: int
 ) -> Transition:
-    """Apply an observation; confirm a reversal with the status API before applying it."""
+    """Apply an observation; confirm a move out of a paid state with the status API before applying it."""
     transition = payment_apply_observation(
         payment_id=payment.pk, observation=observation, source=source, event_id=event_id
     )
@@ -245,11 +274,11 @@ def _copy_details(payment: Payment, observation: Observation) -> None:
     for name in _DETAIL_COLUMNS:
         value = observation.details.get(name)
         if value:
-            setattr(payment, name, value[:40])
-    payment.transaction_status = observation.transaction_status[:30]
-    payment.fraud_status = observation.fraud_status[:20]
+            setattr(payment, name, fit(Payment, name, value))
+    payment.transaction_status = fit(Payment, "transaction_status", observation.transaction_status)
+    payment.fraud_status = fit(Payment, "fraud_status", observation.fraud_status)
     if observation.transaction_id:
-        payment.midtrans_transaction_id = observation.transaction_id[:64]
+        payment.midtrans_transaction_id = fit(Payment, "midtrans_transaction_id", observation.transaction_id)
 
 
 def _announce(payment: Payment, order: Order, source: str, event_id: int) -> None:

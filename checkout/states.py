@@ -64,13 +64,21 @@ ALLOWED: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     P.PARTIALLY_REFUNDED: frozenset({P.REFUNDED}),
 }
 
-# Moves out of a paid state that take money back: a settlement turned into
-# deny (Permata, Mandiri bill, Indomaret) or a capture cancelled. They must be
-# confirmed with Midtrans's status API before they are applied, and they end
-# the order.
+# Paid states: every move out of them is applied only once Midtrans's status
+# API confirms it. A notification's signature covers order_id, status_code
+# and gross_amount, not transaction_status, and settlement, refund,
+# partial_refund and chargeback all carry status_code 200: a captured signed
+# settlement re-sent as "refund" verifies. Only the status API can tell.
+CONFIRM_TO_LEAVE: frozenset[PaymentStatus] = frozenset({P.SUCCESS, P.PARTIALLY_REFUNDED})
+
+# Moves out of a paid state that undo the sale: a settlement turned into deny
+# (Permata, Mandiri bill, Indomaret) or a capture cancelled. They end the order.
 REVERSALS: frozenset[tuple[PaymentStatus, PaymentStatus]] = frozenset(
     {(P.SUCCESS, P.FAILED), (P.SUCCESS, P.CANCELLED)}
 )
+
+# Payment statuses nothing moves on from (no entry in ALLOWED).
+FINAL_PAYMENT_STATUSES = frozenset(status for status in PaymentStatus if status not in ALLOWED)
 
 # Order status that follows a payment status.
 ORDER_FOR_PAYMENT: dict[PaymentStatus, OrderStatus] = {
@@ -110,6 +118,5 @@ def decide(current: str, target: str, order_status: str) -> Decision:
     current, target = PaymentStatus(current), PaymentStatus(target)
     if order_status in FINAL_ORDER_STATUSES or target not in ALLOWED.get(current, frozenset()):
         return Decision(allowed=False, needs_confirmation=False, order_status=None)
-    if (current, target) in REVERSALS:
-        return Decision(allowed=True, needs_confirmation=True, order_status=OrderStatus.CANCELLED)
-    return Decision(allowed=True, needs_confirmation=False, order_status=ORDER_FOR_PAYMENT[target])
+    order_after = OrderStatus.CANCELLED if (current, target) in REVERSALS else ORDER_FOR_PAYMENT[target]
+    return Decision(allowed=True, needs_confirmation=current in CONFIRM_TO_LEAVE, order_status=order_after)

@@ -1,16 +1,22 @@
 """The Midtrans HTTP notification endpoint.
 
-Answers (Midtrans retries anything but 2xx):
+Answers (Midtrans retries anything but 2xx), whatever the body — never a 500:
   200 applied, duplicate, stale or amount_mismatch (recorded, never paid);
-  400 not JSON, or a required field missing; 403 bad signature;
-  404 unknown order; 413 body too large;
-  503 the event could not be stored, the database is busy, a reversal could
-      not be confirmed, or applying it failed (stored as ``error`` with the
-      traceback; the reconcile re-applies it).
+  400 not JSON, JSON nesting deeper than a notification ever does or holding
+      text that is not Unicode, or a required field missing;
+  403 bad signature; 404 unknown order;
+  413 body over WEBHOOK_MAX_BODY_BYTES (judged by Content-Length before reading);
+  503 the event could not be stored, the database is busy, a move out of a
+      paid state could not be confirmed, or applying it failed (stored as
+      ``error`` with the traceback; the reconcile re-applies it).
+Every body that was read is stored; one nobody vouches for (malformed,
+forged, unknown order) only in part, with its size.
 """
 
 import json
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -20,39 +26,63 @@ from django.views.decorators.http import require_POST
 
 from checkout import metrics, selectors, services
 from checkout.errors import ApplicationError, GatewayError, InvalidSignature, MalformedNotification, UnknownOrder
-from checkout.models import EventOutcome, EventSource, PaymentEvent
-from checkout.observations import observation_from_payload
+from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
+from checkout.observations import Observation, observation_from_payload
 from checkout.signature import signature_is_valid
+from checkout.text import clean_text
 
 logger = logging.getLogger("paywatch.webhook")
+
+# A real notification nests four deep (metadata.extra_info.gross_amount_info);
+# anything far deeper is not one, and would make str() or the logger recurse.
+MAX_JSON_DEPTH = 16
 
 _SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-csrftoken"}
 _ERROR_STATUS = {MalformedNotification: 400, InvalidSignature: 403, UnknownOrder: 404}
 _ERROR_OUTCOME = {InvalidSignature: EventOutcome.INVALID_SIGNATURE, UnknownOrder: EventOutcome.UNKNOWN_ORDER}
 
 
+@dataclass
+class _Verdict:
+    """What can be known about a notification before it is stored: nothing here writes."""
+
+    observation: Observation | None = None
+    payment: Payment | None = None
+    signature_valid: bool | None = None
+    error: ApplicationError | None = None
+
+
 @csrf_exempt
 @require_POST
 def midtrans_notification(request: HttpRequest) -> JsonResponse:
-    """Store the notification, verify it, then apply it through the state machine."""
-    body = request.body  # read before anything touches request.POST
-    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+    """Verify the notification, store it, then apply it through the state machine."""
+    body = _read_body(request)
+    if body is None:
         return _answer(413, {"error": f"body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes"})
     raw = body.decode("utf-8", errors="replace")
-    headers = safe_headers(request)
-    ip = request.META.get("REMOTE_ADDR")
     payload = _parse(raw)
-    logged = raw[:2000] if payload is None else payload
-    logger.info("MIDTRANS WEBHOOK RECEIVED", extra={"ip": ip, "headers": headers, "payload": logged})
+    ip = request.META.get("REMOTE_ADDR")
+    logger.info("MIDTRANS WEBHOOK RECEIVED", extra={"ip": ip, "size": len(body), **_summary(payload)})
     try:
+        verdict = _verify(payload)
+        error = verdict.error
         event = services.payment_event_record(
-            source=EventSource.WEBHOOK, raw_body=raw, headers=headers, client_ip=ip, payload=payload
+            source=EventSource.WEBHOOK, payment=verdict.payment, raw_body=raw, raw_size=len(body),
+            trusted=error is None, headers=safe_headers(request), client_ip=ip,
+            signature_valid=verdict.signature_valid, payload=payload,
+            outcome=EventOutcome.RECEIVED if error is None else _ERROR_OUTCOME.get(type(error), EventOutcome.ERROR),
+            detail="" if error is None else error.message,
         )
     except DatabaseError:
         logger.exception("Could not store notification")
         return _answer(503, {"error": "could not store the notification; retry later"})
+    if error is not None:
+        return _answer(_ERROR_STATUS.get(type(error), 400), {"error": error.message, **error.extra,
+                                                             "event_id": event.pk})
     try:
-        return _process(event, payload)
+        transition = services.payment_observe(
+            payment=verdict.payment, observation=verdict.observation, source=EventSource.WEBHOOK, event_id=event.pk
+        )
     except DatabaseError as exc:
         _fail(event, exc)
         return _answer(503, {"error": "database busy; retry later", "event_id": event.pk})
@@ -66,29 +96,88 @@ def midtrans_notification(request: HttpRequest) -> JsonResponse:
         _fail(event, exc)
         return _answer(503, {"error": "could not apply the notification; it is stored and will be retried",
                              "event_id": event.pk})
-
-
-def _process(event: PaymentEvent, payload: object) -> JsonResponse:
-    try:
-        if payload is None:
-            raise MalformedNotification("body is not valid JSON")
-        observation = observation_from_payload(payload, require_signature=True)
-        valid = signature_is_valid(payload, settings.MIDTRANS["SERVER_KEY"])
-        PaymentEvent.objects.filter(pk=event.pk).update(signature_valid=valid)
-        if not valid:
-            raise InvalidSignature("signature_key does not match")
-        payment = selectors.payment_for_order_number(observation.order_id)
-    except ApplicationError as exc:
-        outcome = _ERROR_OUTCOME.get(type(exc), EventOutcome.ERROR)
-        services.payment_event_close(event_id=event.pk, outcome=outcome, detail=exc.message)
-        return _answer(_ERROR_STATUS.get(type(exc), 400), {"error": exc.message, **exc.extra, "event_id": event.pk})
-    transition = services.payment_observe(
-        payment=payment, observation=observation, source=EventSource.WEBHOOK, event_id=event.pk
-    )
     return _answer(200, {
         "outcome": transition.outcome, "payment_status": transition.status_after,
         "version": transition.version, "event_id": event.pk,
     })
+
+
+def _read_body(request: HttpRequest) -> bytes | None:
+    """Return the body, or None when it is over the limit.
+
+    Never ``request.body``: past DATA_UPLOAD_MAX_MEMORY_SIZE it raises (a 400,
+    not our 413), and it would hold the whole body in memory. A declared
+    length over the limit is refused unread; an undeclared one (chunked) is
+    read at most one byte past the limit.
+    """
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return None
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def _parse(raw: str) -> object:
+    """Return the decoded JSON, or None when it is not JSON a notification could be."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: "[" * 50000
+        return None
+    return payload if _is_plain(payload) else None
+
+
+def _is_plain(payload: object) -> bool:
+    """Check, without recursing, that the JSON nests at most MAX_JSON_DEPTH and all its text is Unicode."""
+    stack: list[tuple[object, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        else:
+            # A lone surrogate ("\ud800") cannot be what Midtrans signed, nor be stored.
+            if isinstance(value, str) and not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _verify(payload: object) -> _Verdict:
+    """Validate the fields, the signature and the order; the first failure is the verdict."""
+    verdict = _Verdict()
+    try:
+        if payload is None:
+            raise MalformedNotification("body is not valid JSON (or nests too deep, or is not Unicode)")
+        observation = observation_from_payload(payload, require_signature=True)
+        verdict.signature_valid = signature_is_valid(payload, settings.MIDTRANS["SERVER_KEY"])
+        if not verdict.signature_valid:
+            raise InvalidSignature("signature_key does not match")
+        if clean_text(observation.order_id) != observation.order_id:
+            # No order number holds a NUL; PostgreSQL would refuse even to look it up.
+            raise UnknownOrder(f"unknown order {observation.order_id[:64]!r}")
+        verdict.payment = selectors.payment_for_order_number(observation.order_id)
+        verdict.observation = observation
+    except ApplicationError as exc:
+        verdict.error = exc
+    return verdict
+
+
+def _summary(payload: object) -> dict[str, str]:
+    """Return what the log may say about a body: never the body itself, which anyone can make huge."""
+    if not isinstance(payload, dict):
+        return {}
+    return {name: clean_text(payload.get(name))[:64] for name in ("order_id", "transaction_status")}
 
 
 def _fail(event: PaymentEvent, exc: Exception) -> None:
@@ -99,14 +188,7 @@ def _fail(event: PaymentEvent, exc: Exception) -> None:
         logger.exception("Could not mark event %s as failed", event.pk)
 
 
-def _parse(raw: str) -> object:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def _answer(status: int, data: dict) -> JsonResponse:
+def _answer(status: int, data: dict[str, Any]) -> JsonResponse:
     metrics.webhooks.labels(status=str(status)).inc()
     return JsonResponse(data, status=status)
 

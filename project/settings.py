@@ -4,9 +4,12 @@ Every variable has a default that works on a developer's machine: SQLite under
 ``var/``, Redis on localhost, the local Midtrans simulator on port 8900.
 """
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -16,10 +19,15 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-# The default key only ever signs a local development database; production
-# must set SECRET_KEY (checked by `manage.py check --deploy`).
-SECRET_KEY = env.str("SECRET_KEY", default="paywatch-insecure-development-key-change-me")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+# Development defaults: they make a fresh clone run, and they are named here so
+# that project/checks.py can refuse to start with any of them while DEBUG is off.
+DEVELOPMENT_SECRET_KEY = "paywatch-insecure-development-key-change-me"
+DEVELOPMENT_ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+DEVELOPMENT_SERVER_KEY = "SB-Mid-server-LOCAL-SIMULATOR"
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=DEVELOPMENT_ALLOWED_HOSTS)
+# An explicit ALLOWED_HOSTS may equal the default list; only an unset one is a fallback.
+ALLOWED_HOSTS_FROM_ENV = "ALLOWED_HOSTS" in os.environ
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
@@ -34,6 +42,8 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "django_prometheus",
+    "csp",
+    "project",
     "checkout",
     "realtime",
     "reconcile",
@@ -42,13 +52,18 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Above WhiteNoise, whose static answers skip every middleware below it.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "project.middleware.PrivatePageHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost but for the metrics, so it sees every view's exception first.
+    "project.middleware.ServiceUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -110,7 +125,7 @@ _layer_host = {"address": REDIS_URL, "socket_timeout": None, "max_connections": 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": (
-            "channels_redis.pubsub.RedisPubSubChannelLayer"
+            "realtime.layers.ResilientRedisPubSubChannelLayer"
             if CHANNEL_LAYER == "pubsub"
             else "channels_redis.core.RedisChannelLayer"
         ),
@@ -131,14 +146,15 @@ Q_CLUSTER = {
     "orm": None,
     "ack_failures": True,
     "label": "Django Q2",
+    # Timeouts, backoff while Redis is down, and the heartbeat /healthz reads.
+    "broker_class": "project.qbroker.ResilientRedis",
 }
 
 # With no key set, everything talks to the local simulator (python -m simulator).
 # With a real key and no URLs, Midtrans's sandbox or production is meant.
-_LOCAL_KEY = "SB-Mid-server-LOCAL-SIMULATOR"
 _MIDTRANS_IS_PRODUCTION = env.bool("MIDTRANS_IS_PRODUCTION", default=False)
-_MIDTRANS_SERVER_KEY = env.str("MIDTRANS_SERVER_KEY", default=_LOCAL_KEY)
-if _MIDTRANS_SERVER_KEY == _LOCAL_KEY:
+_MIDTRANS_SERVER_KEY = env.str("MIDTRANS_SERVER_KEY", default=DEVELOPMENT_SERVER_KEY)
+if _MIDTRANS_SERVER_KEY == DEVELOPMENT_SERVER_KEY:
     _CORE_URL, _SNAP_URL = "http://127.0.0.1:8900", "http://127.0.0.1:8900/snap/v1"
 elif _MIDTRANS_IS_PRODUCTION:
     _CORE_URL, _SNAP_URL = "https://api.midtrans.com", "https://app.midtrans.com/snap/v1"
@@ -159,17 +175,47 @@ PAYMENT_FALLBACK_SECONDS = env.int("PAYMENT_FALLBACK_SECONDS", default=30)
 # The waiting page pings every ~this many seconds (±1/3); keep it under the
 # proxy's idle timeout and under daphne's --ping-interval (60 in the Procfile).
 WEBSOCKET_HEARTBEAT_SECONDS = env.int("WEBSOCKET_HEARTBEAT_SECONDS", default=30)
+# Open websockets per order across all web processes; one more is closed with 4429.
+WEBSOCKET_MAX_PER_ORDER = env.int("WEBSOCKET_MAX_PER_ORDER", default=20)
 REFRESH_MIN_INTERVAL_SECONDS = env.int("REFRESH_MIN_INTERVAL_SECONDS", default=10)
 RECONCILE_INTERVAL_MINUTES = env.int("RECONCILE_INTERVAL_MINUTES", default=5)
 # Status calls in flight at once, and a ceiling on Midtrans calls per second (its limits are not published).
 RECONCILE_CONCURRENCY = env.int("RECONCILE_CONCURRENCY", default=8)
 RECONCILE_MAX_CALLS_PER_SECOND = env.float("RECONCILE_MAX_CALLS_PER_SECOND", default=50.0)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+# Events of closed payments, and events that never had one (forged, unknown order), are pruned after this.
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
+# When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (project/metrics.py).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Headers for every answer (SecurityMiddleware, XFrameOptionsMiddleware); the
+# token-bearing ones also get no-store (project/middleware.py). same-origin,
+# not no-referrer: with no-referrer browsers send `Origin: null` on the page's
+# own POSTs, which CSRF rejects; cross-origin links get no Referer either way.
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# The shop's form redirects to Snap's payment page, and form-action covers redirects.
+_SNAP_ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(MIDTRANS["SNAP_API_URL"]))
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],  # CSP3: 'self' covers ws:/wss: to the same host (the waiting page's socket)
+        "form-action": [SELF, _SNAP_ORIGIN],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "project.logging.JsonFormatter"}},
+    "filters": {"redis_outage": {"()": "project.qoutage.RedisOutageFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -177,6 +223,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # One line per Redis outage instead of several a second (project/qoutage.py).
+        "django-q": {"filters": ["redis_outage"]},
     },
 }
 

@@ -9,6 +9,10 @@ from django.conf import settings
 from tests.support.servers import start_redis
 from tests.support.stack import Stack
 
+# This process runs with DEBUG off on development values; project/checks.py
+# forbids that for the servers, which the stack starts with fit values.
+settings.SILENCED_SYSTEM_CHECKS = [*settings.SILENCED_SYSTEM_CHECKS, "paywatch.E001", "paywatch.E002", "paywatch.E003"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -48,6 +52,8 @@ def stack(
     yield running
     settings.MIDTRANS.update(original)
     running.stop()
+    leaks = running.token_leaks()
+    assert not leaks, "order tokens in the logs:\n" + "\n".join(leaks[:20])
 
 
 def database_url_of(db: dict) -> str:

@@ -28,7 +28,7 @@ def settle(order, ts: str = "settlement") -> None:
     observation = Observation(order_id=order.number, transaction_status=ts, status_code="200",
                               gross_amount=Decimal("85000.00"))
     services.payment_apply_observation(payment_id=order.payment.pk, observation=observation,
-                                       source=EventSource.WEBHOOK, event_id=event.pk)
+                                       source=EventSource.WEBHOOK, event_id=event.pk, confirmed=True)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -92,15 +92,37 @@ def test_every_transition(make_order, current: str, ts: str, fs: str | None) -> 
     assert (event.outcome, event.status_before, event.status_after) == (result.outcome, current, payment.status)
 
 
-@pytest.mark.parametrize("ts", ["deny", "cancel"])
-def test_reversal_out_of_success_waits_for_confirmation(make_order, ts: str) -> None:
+# The signature does not cover transaction_status, and settlement, refund,
+# partial_refund and chargeback share status_code 200: a signed settlement can
+# be replayed as any of them. So every way out of a paid state waits for the
+# status API.
+LEAVING_PAID = [(current, ts) for current in ("success", "partially_refunded") for ts in TRANSACTION_STATUSES
+                if expected_target(ts, None) in ALLOWED[current]]
+
+
+@pytest.mark.parametrize(("current", "ts"), LEAVING_PAID, ids=[f"{c}-{t}" for c, t in LEAVING_PAID])
+def test_every_move_out_of_a_paid_state_waits_for_confirmation(make_order, current: str, ts: str) -> None:
     order = make_order()
-    put_in(order, "success")
+    put_in(order, current)
 
     result = apply(order, observe(order, ts))
 
     assert result.needs_confirmation and result.outcome == "stale"
-    assert Payment.objects.get(pk=order.payment.pk).status == "success"
+    assert Payment.objects.get(pk=order.payment.pk).status == current
+
+
+def test_the_paid_exits_cover_refunds_chargebacks_and_reversals() -> None:
+    assert {ts for current, ts in LEAVING_PAID if current == "success"} == {
+        "refund", "partial_refund", "chargeback", "partial_chargeback", "deny", "failure", "cancel"}
+    assert {ts for current, ts in LEAVING_PAID if current == "partially_refunded"} == {"refund", "chargeback"}
+
+
+@pytest.mark.parametrize("current", ["pending", "challenge", "failed"])
+def test_moves_into_success_need_no_confirmation(make_order, current: str) -> None:
+    order = make_order()
+    put_in(order, current)
+    result = apply(order, observe(order, "settlement"))
+    assert (result.needs_confirmation, result.outcome) == (False, "applied")
 
 
 def test_reversal_after_settlement_ends_the_order(make_order) -> None:

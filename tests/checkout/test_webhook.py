@@ -59,11 +59,66 @@ def test_va_details_are_kept_for_the_waiting_page(client, order) -> None:
     assert (payment.payment_type, payment.bank, payment.va_number) == ("bank_transfer", "bca", "12345678901")
 
 
+@pytest.fixture
+def midtrans_says(monkeypatch, order):
+    """Stub the status API: it answers ``transaction_status`` for ``order``; returns the ids asked about."""
+    def says(ts: str) -> list[str]:
+        asked: list[str] = []
+        monkeypatch.setattr(gateway, "transaction_status",
+                            lambda order_id: asked.append(order_id) or _status_answer(order, ts))
+        return asked
+
+    return says
+
+
 @pytest.mark.parametrize("method", METHODS)
-def test_refund_after_settlement(client, order, method) -> None:
+def test_refund_after_settlement_confirmed_by_midtrans_is_applied(client, order, method, midtrans_says) -> None:
     send(client, signed(order, "settlement", method=method))
+    asked = midtrans_says("refund")
     assert send(client, signed(order, "refund", method=method)).json()["outcome"] == "applied"
+    assert asked == [order.number]
     assert state(order) == ("refunded", "refunded", 3)
+
+
+@pytest.mark.parametrize("replayed_as", ["refund", "partial_refund", "chargeback", "partial_chargeback"])
+def test_signed_settlement_replayed_as_a_refund_is_not_applied(client, order, midtrans_says, replayed_as) -> None:
+    """The signature covers order_id+status_code+gross_amount: only the status API can tell."""
+    settlement = signed(order, "settlement")
+    send(client, settlement)
+    asked = midtrans_says("settlement")
+    replay = {**settlement, "transaction_status": replayed_as}  # same status_code 200: the signature holds
+
+    response = send(client, replay)
+
+    assert response.status_code == 200 and response.json()["outcome"] == "duplicate"
+    assert asked == [order.number]
+    assert state(order) == ("success", "processing", 2)
+    replayed = PaymentEvent.objects.filter(order_number=order.number, transaction_status=replayed_as).get()
+    assert (replayed.signature_valid, replayed.outcome) == (True, "stale")
+
+
+def test_partially_refunded_to_refunded_is_confirmed_too(client, order, midtrans_says) -> None:
+    send(client, signed(order, "settlement"))
+    midtrans_says("partial_refund")
+    send(client, signed(order, "partial_refund"))
+    assert state(order)[0] == "partially_refunded"
+    asked = midtrans_says("partial_refund")
+    assert send(client, signed(order, "refund")).json()["outcome"] == "duplicate"
+    assert asked == [order.number] and state(order)[0] == "partially_refunded"
+
+
+def test_a_status_answer_about_another_order_is_rejected_not_applied(client, order, make_order,
+                                                                     fake_midtrans) -> None:
+    other = make_order()
+    send(client, signed(order, "settlement"))
+    refund = signed(other, "refund")
+    fake_midtrans.answer({k: v for k, v in refund.items() if k != "signature_key"})
+
+    response = send(client, signed(order, "refund"))
+
+    assert response.status_code == 503 and other.number in response.json()["error"]
+    assert fake_midtrans.calls == [("GET", f"{settings.MIDTRANS['CORE_API_URL']}/v2/{order.number}/status")]
+    assert state(order) == ("success", "processing", 2) and state(other) == ("pending", "pending", 1)
 
 
 @pytest.mark.parametrize(("fraud", "expected"), [("accept", ("success", "processing", 2)),
@@ -215,9 +270,13 @@ def test_headers_are_stored_without_secrets(client, order) -> None:
 
 def test_logs_carry_the_seed_markers_with_fields(client, order, caplog) -> None:
     caplog.set_level("INFO")
-    send(client, signed(order, "settlement"), REMOTE_ADDR="103.208.23.6")
+    body = signed(order, "settlement")
+    send(client, body, REMOTE_ADDR="103.208.23.6")
     received = next(r for r in caplog.records if r.getMessage() == "MIDTRANS WEBHOOK RECEIVED")
-    assert received.ip == "103.208.23.6" and received.payload["order_id"] == order.number
+    assert (received.ip, received.order_id, received.transaction_status) == ("103.208.23.6", order.number,
+                                                                             "settlement")
+    assert received.size == len(json.dumps(body))
+    assert not hasattr(received, "payload") and body["signature_key"] not in str(vars(received))
     updated = next(r for r in caplog.records if r.getMessage() == "Auto-updated payment")
     assert (updated.order, updated.to, updated.source) == (order.number, "success", "webhook")
     assert all(settings.MIDTRANS["SERVER_KEY"] not in r.getMessage() + str(vars(r)) for r in caplog.records)
@@ -248,3 +307,116 @@ def test_reversal_that_midtrans_does_not_know_is_503_not_500(client, order, monk
     monkeypatch.setattr(gateway, "transaction_status", unknown)
     assert send(client, signed(order, "deny", method="permata_va")).status_code == 503
     assert state(order) == ("success", "processing", 2)
+
+
+# --- hostile bodies: never a 500, bounded storage ------------------------------------------------
+
+HOSTILE = [
+    ("empty", b"", "application/json", 400),
+    ("null", b"null", "application/json", 400),
+    ("list", b"[]", "application/json", 400),
+    ("number", b"1", "application/json", 400),
+    ("string", b'"settlement"', "application/json", 400),
+    ("huge int", b"9" * 5000, "application/json", 400),
+    ("huge int field", b'{"order_id": ' + b"9" * 5000 + b"}", "application/json", 400),
+    ("huge float amount", b'{"order_id": "X", "status_code": "200", "gross_amount": 1e999, '
+                          b'"transaction_status": "settlement", "signature_key": "x"}', "application/json", 400),
+    ("open brackets", b"[" * 50000, "application/json", 400),
+    ("nested dicts", b'{"a":' * 10000 + b"1" + b"}" * 10000, "application/json", 400),
+    ("nested within the recursion limit", b'{"a":' * 300 + b"1" + b"}" * 300, "application/json", 400),
+    ("nested list in a field", b'{"order_id": ' + b"[" * 400 + b"]" * 400 + b"}", "application/json", 400),
+    ("invalid utf-8", b'\xff\xfe{"order_id": "\xc3\x28"}', "application/json", 400),
+    ("raw NUL byte", b'{"order_id": "INV\x00", "transaction_status": "settlement"}', "application/json", 400),
+    ("NUL escape", b'{"order_id": "INV\\u0000X", "transaction_status": "settle\\u0000ment"}',
+     "application/json", 400),
+    ("lone surrogate", b'{"order_id": "\\ud800", "status_code": "200", "gross_amount": "1.00", '
+                       b'"transaction_status": "settlement", "signature_key": "x"}', "application/json", 400),
+    ("NUL in a key", b'{"order_id\\u0000": "X"}', "application/json", 400),
+    ("form encoded", b"order_id=X&transaction_status=settlement", "application/x-www-form-urlencoded", 400),
+    ("wrong content type", b"{not json", "text/plain", 400),
+    ("multipart", b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--\r\n",
+     "multipart/form-data; boundary=b", 400),
+    ("unsigned object", b'{"order_id": "INV-X", "status_code": "200", "gross_amount": "1.00", '
+                        b'"transaction_status": "settlement", "signature_key": "00"}', "application/json", 403),
+    ("10 MB", b"x" * (10 * 1024 * 1024), "application/json", 413),
+    ("10 MB of JSON", b'{"a": "' + b"x" * (10 * 1024 * 1024) + b'"}', "application/json", 413),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [case[1:] for case in HOSTILE],
+                         ids=[case[0] for case in HOSTILE])
+def test_hostile_bodies_get_a_clear_4xx_never_a_500(client, db, body, content_type, status) -> None:
+    response = client.post(URL, data=body, content_type=content_type)
+
+    assert response.status_code == status and response.status_code in {400, 403, 404, 413}
+    assert "error" in response.json()
+    events = list(PaymentEvent.objects.all())
+    assert len(events) == (0 if status == 413 else 1)  # anything read is kept, bounded, for forensics
+    for event in events:
+        assert event.raw_size == len(body) and len(event.raw_body) <= 2048
+        assert all("\x00" not in str(getattr(event, f.attname)) for f in PaymentEvent._meta.concrete_fields)
+
+
+def test_a_body_over_the_limit_is_refused_by_its_content_length_before_it_is_read(rf, db) -> None:
+    from checkout.webhook import midtrans_notification
+
+    request = rf.post(URL, data=b"{}", content_type="application/json")
+    request.META["CONTENT_LENGTH"] = str(10 * 1024 * 1024)
+
+    def never_read(*args, **kwargs):
+        raise AssertionError("the body was read")
+
+    request.read = never_read
+    assert midtrans_notification(request).status_code == 413
+
+
+def test_nul_in_a_signed_notification_is_stored_cleaned_and_answered_normally(client, order) -> None:
+    body = signed(order, "pending", payment_type="bank\x00transfer", store="indo\x00maret")
+    response = send(client, body)
+    assert response.status_code == 200
+    payment = Payment.objects.get(pk=order.payment.pk)
+    assert "\x00" not in payment.payment_type and payment.payment_type.startswith("bank")
+    event = PaymentEvent.objects.get(order_number=order.number)
+    assert json.loads(event.raw_body)["payment_type"] == "bank\x00transfer"  # the JSON escape is kept as text
+
+
+def test_nul_in_a_signed_order_id_is_a_404_stored_without_nul(client, db) -> None:
+    body = notification("INV\x00209901010000", "settlement", server_key=settings.MIDTRANS["SERVER_KEY"])
+    response = send(client, body)
+    assert response.status_code == 404
+    event = PaymentEvent.objects.get()
+    assert event.outcome == "unknown_order" and "\x00" not in event.order_number
+
+
+PADDING = "A" * 20_000
+
+
+@pytest.mark.parametrize(("make", "status", "outcome"), [
+    (lambda order: notification(order.number, "settlement", server_key="SB-Mid-server-WRONG", note=PADDING),
+     403, "invalid_signature"),
+    (lambda order: notification("INV209901010000-FFFF", "settlement", server_key=settings.MIDTRANS["SERVER_KEY"],
+                                note=PADDING), 404, "unknown_order"),
+    (lambda order: "{" + PADDING, 400, "error"),
+    (lambda order: {"note": PADDING}, 400, "error"),
+], ids=["forged", "unknown order", "not JSON", "fields missing"])
+def test_rejected_bodies_are_stored_truncated_with_their_size(client, order, make, status, outcome) -> None:
+    body = make(order)
+    raw = body if isinstance(body, str) else json.dumps(body)
+    assert send(client, raw).status_code == status
+    event = PaymentEvent.objects.get()
+    assert (event.outcome, event.raw_size, event.raw_truncated) == (outcome, len(raw), True)
+    assert len(event.raw_body) <= 2048 and raw.startswith(event.raw_body)
+
+
+def test_a_verified_notification_is_stored_whole_for_re_applying(client, order) -> None:
+    body = signed(order, "settlement", note=PADDING)
+    assert send(client, body).status_code == 200
+    event = PaymentEvent.objects.get()
+    assert (json.loads(event.raw_body), event.raw_truncated, event.raw_size) == (body, False, len(json.dumps(body)))
+
+
+def test_rejected_posts_never_log_their_body(client, order, caplog) -> None:
+    caplog.set_level("DEBUG")
+    send(client, notification(order.number, "settlement", server_key="SB-Mid-server-WRONG", note=PADDING))
+    send(client, "{" + PADDING)
+    assert caplog.records and all(PADDING[:100] not in r.getMessage() + str(vars(r)) for r in caplog.records)

@@ -26,7 +26,7 @@ def apply_status(order_number: str, transaction_status: str = "settlement", sour
         observation = Observation(order_id=order.number, transaction_status=transaction_status,
                                   status_code="200", gross_amount=payment.amount, currency=payment.currency)
         return services.payment_apply_observation(
-            payment_id=payment.pk, observation=observation, source=source, event_id=event.pk
+            payment_id=payment.pk, observation=observation, source=source, event_id=event.pk, confirmed=True
         ).version
     finally:
         connection.close()

@@ -1,4 +1,4 @@
-"""``manage.py payments``: check pending payments with Midtrans, fix them, expire overdue ones.
+"""``manage.py payments``: check pending payments with Midtrans, fix them, expire overdue ones, prune old events.
 
 Exit codes: 0 done, 1 bad input (unknown order, bad arguments), 2 Midtrans unavailable.
 """
@@ -72,6 +72,9 @@ class Command(BaseCommand):
         status.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
         cleanup = sub.add_parser("cleanup-expired", help="confirm, then expire, pending payments past expiry")
         cleanup.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
+        prune = sub.add_parser("prune-events", help="delete events of payments closed longer than "
+                                                    "EVENT_RETENTION_DAYS, and old events with no payment")
+        prune.add_argument("--dry-run", action="store_true", help="count what would be removed; remove nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -80,6 +83,8 @@ class Command(BaseCommand):
                            limit=options["limit"])
         elif action == "check-status":
             self.check_status(options["order"], dry_run=options["dry_run"])
+        elif action == "prune-events":
+            self.prune_events(dry_run=options["dry_run"])
         else:
             self.cleanup_expired(dry_run=options["dry_run"])
 
@@ -190,6 +195,13 @@ class Command(BaseCommand):
         if summary.unavailable or summary.skipped:
             raise CommandError("Midtrans is unavailable; nothing was expired without its confirmation",
                                returncode=EXIT_UNAVAILABLE)
+
+    # --- prune-events ------------------------------------------------------------------------------
+    def prune_events(self, *, dry_run: bool) -> None:
+        summary = services.events_prune(dry_run=dry_run)
+        verb = "would be removed (dry run: nothing changed)" if dry_run else "removed"
+        self.stdout.write(f"{summary.removed} event(s) {verb}: events of payments closed before "
+                          f"{summary.cutoff} ({summary.retention_days} days), and older events with no payment")
 
 
 def _preview_row(payment: Payment, run: Run) -> Row | None:
