@@ -72,3 +72,11 @@ def test_rupiah_formatting(value, shown) -> None:
     from checkout.templatetags.money import rupiah
 
     assert rupiah(value) == shown
+
+
+@pytest.mark.parametrize("path", ["/orders/{n}%00/", "/orders/{n}%00/status", "/orders/%00/", "/orders/{n}%ED%A0%80/"])
+def test_a_nul_or_surrogate_in_the_order_number_is_a_404_not_a_database_error(client, make_order, path) -> None:
+    """PostgreSQL refuses to compare text with a NUL; the lookup must not reach it."""
+    order = make_order()
+    response = client.get(path.format(n=order.number), {"t": order.access_token})
+    assert response.status_code == 404
