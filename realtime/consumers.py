@@ -1,6 +1,7 @@
 """The waiting page's websocket: authorize, join the order's group, snapshot, forward."""
 
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -8,11 +9,18 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from checkout import selectors
+from realtime import presence
 from realtime.groups import order_group
 
-# Sent after accepting, so that a browser sees the code (a refused handshake
-# reaches scripts only as 1006) and stops reconnecting.
+logger = logging.getLogger("paywatch.realtime")
+
+# Close codes are sent after accepting: a refused handshake reaches scripts
+# only as 1006, and the page must tell these apart to stop reconnecting.
 FORBIDDEN = 4403
+TOO_MANY_SOCKETS = 4429
+# A client's frames are pings of a few dozen bytes; anything much larger is not
+# parsed at all (deep nesting costs recursion, size costs CPU).
+MAX_FRAME_CHARS = 4096
 
 
 class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
@@ -21,40 +29,73 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
     Only messages newer than what this socket has already carried are sent:
     the snapshot is read after joining the group, so a change can arrive both
     in it and as a message, and broadcasts from different processes may cross.
+    An order holds at most ``WEBSOCKET_MAX_PER_ORDER`` sockets (all web
+    processes together); one more is closed with 4429. Channel layer failures
+    are turned into a 1013 close by ``realtime.unavailable``.
     """
 
     group: str | None = None
+    joined: bool = False
     version: int = 0
 
     async def connect(self) -> None:
         number = self.scope["url_route"]["kwargs"]["number"]
         token = _query_token(self.scope.get("query_string", b""))
         if await database_sync_to_async(_snapshot_for)(number, token) is None:
-            await self.accept()
-            await self.close(code=FORBIDDEN)
+            await self._refuse(FORBIDDEN)
             return
-        self.group = order_group(number)
+        group = order_group(number)
+        if not await presence.admit(group, self.channel_name):
+            logger.warning("Websocket refused: order has too many open sockets", extra={"order": number})
+            await self._refuse(TOO_MANY_SOCKETS)
+            return
+        self.group = group
         # Join first, then read the snapshot: a change committed in between is
         # then in the snapshot or in a message, never lost.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except BaseException:
+            await presence.leave(self.group, self.channel_name)  # disconnect() will not run
+            raise
+        self.joined = True
         snapshot = await database_sync_to_async(_snapshot_for)(number, token)
         await self.accept()
         if snapshot is not None:
             await self.payment_status({"type": "payment.status", **snapshot, "source": "snapshot"})
 
+    async def _refuse(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
+
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.group is None:
+            return
+        await presence.leave(self.group, self.channel_name)
+        if self.joined:
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception as exc:  # Redis gone: the layer forgets the member on its own expiry
+                logger.warning("Websocket left its group uncleanly (%s)", type(exc).__name__)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Decode a text frame; ignore binary, empty and oversized frames (the page sends none)."""
+        if not text_data or len(text_data) > MAX_FRAME_CHARS:
+            return
+        content = await self.decode_json(text_data)
+        if content is not None:
+            await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
+            if self.group is not None:
+                await presence.refresh(self.group, self.channel_name)
             await self.send_json({"type": "pong"})
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
         try:
             return json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # a client's garbage is ignored, not a reason to crash the socket
 
     async def payment_status(self, event: dict[str, Any]) -> None:

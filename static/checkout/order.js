@@ -14,6 +14,11 @@
  *   10 s (a half-open connection after a network change). Daphne's own pings
  *   (--ping-interval 60) then only reach silent clients; they go out in
  *   batches every 2 s, which showed in the push latency's tail.
+ * - Falls back to Server-Sent Events (data-events-url) when websockets cannot
+ *   connect: no window.WebSocket, or WS_FAILURES_BEFORE_EVENTS attempts in a
+ *   row that never opened (a proxy that blocks the upgrade). Same version rule
+ *   and rendering; the server resyncs the stream itself, and EventSource
+ *   reconnects with Last-Event-ID.
  * Without JavaScript the button is a plain form that posts and comes back.
  */
 (function () {
@@ -31,6 +36,7 @@
   var BACKOFF_BASE_MS = 1000;
   var BACKOFF_CAP_MS = 15000;
   var TICK_MS = 1000;
+  var WS_FAILURES_BEFORE_EVENTS = 3;
   var heartbeatSeconds = parseFloat(root.getAttribute("data-heartbeat-seconds"));
   var HEARTBEAT_MS = (isFinite(heartbeatSeconds) && heartbeatSeconds > 0 ? heartbeatSeconds : 30) * 1000;
   var PONG_TIMEOUT_MS = Math.min(10000, HEARTBEAT_MS / 3);
@@ -38,6 +44,9 @@
   var deadline = Date.now() + (isFinite(fallbackSeconds) ? fallbackSeconds : 30) * 1000;
 
   var socket = null;       // the current WebSocket, if any
+  var stream = null;       // the current EventSource, if any
+  var useEvents = false;   // websockets never got through on this page: use the event stream from now on
+  var socketOpened = false; // a websocket opened at least once, so the transport itself works
   var attempts = 0;        // failed connects since the last snapshot
   var retryTimer = null;
   var heartbeatTimer = null;
@@ -108,7 +117,11 @@
   function connect() {
     clearTimeout(retryTimer);
     retryTimer = null;
-    if (paused || forbidden || socket) return;
+    if (paused || forbidden || socket || stream) return;
+    if (useEvents || !window.WebSocket || (!socketOpened && attempts >= WS_FAILURES_BEFORE_EVENTS)) {
+      openStream();
+      return;
+    }
     var ws;
     try {
       ws = new WebSocket(socketUrl());
@@ -121,6 +134,7 @@
     socket = ws;
     ws.onopen = function () {
       if (socket !== ws) return;
+      socketOpened = true;
       trouble = false;
       setLive(true);
       updateButton();
@@ -145,7 +159,9 @@
       socket = null;
       setLive(false);
       trouble = true;
-      if (event.code === 4403) forbidden = true;
+      // 4403 (wrong token) and 4429 (too many sockets on this order) will not
+      // change by retrying; anything else, 1013 (server busy) included, retries with backoff.
+      if (event.code === 4403 || event.code === 4429) forbidden = true;
       updateButton();
       if (!forbidden) scheduleReconnect();
     };
@@ -186,10 +202,59 @@
     retryTimer = setTimeout(connect, Math.random() * ceiling);
   }
 
+  // --- the event stream: the fallback when websockets cannot connect --------------
+  function openStream() {
+    useEvents = true;
+    var url = root.getAttribute("data-events-url");
+    if (!url || !window.EventSource) {
+      trouble = true; // the button (and the resync when the tab is shown) is what is left
+      updateButton();
+      return;
+    }
+    var es = new EventSource(url);
+    stream = es;
+    es.onopen = function () {
+      if (stream !== es) return;
+      attempts = 0;
+      trouble = false;
+      setLive(true);
+      updateButton();
+    };
+    es.addEventListener("payment.status", function (event) {
+      if (stream !== es) return;
+      var data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      if (data && data.type === "payment.status") apply(data);
+    });
+    es.onerror = function () {
+      if (stream !== es) return;
+      setLive(false);
+      trouble = true;
+      updateButton();
+      // CONNECTING: the browser reconnects by itself (after the server's retry:)
+      // with Last-Event-ID. CLOSED: an HTTP error made it give up; back off, open anew.
+      if (es.readyState === EventSource.CLOSED) {
+        stream = null;
+        scheduleReconnect();
+      }
+    };
+  }
+
+  function closeStream() {
+    var es = stream;
+    stream = null;
+    if (es) es.close();
+  }
+
   function disconnect() {
     clearTimeout(retryTimer);
     retryTimer = null;
     stopHeartbeat();
+    closeStream();
     var ws = socket;
     socket = null;
     setLive(false);
@@ -212,7 +277,7 @@
   }
 
   function resume() {
-    if (!paused && socket) return;
+    if (!paused && (socket || stream)) return;
     paused = false;
     attempts = 0;
     updateButton();
@@ -229,7 +294,7 @@
     if (event.persisted) resume();
   });
   window.addEventListener("online", function () {
-    if (!paused && !socket) {
+    if (!paused && !socket && !stream) {
       attempts = 0;
       connect();
     }

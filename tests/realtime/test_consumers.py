@@ -1,15 +1,20 @@
 """OrderStatusConsumer through the real ASGI stack (origin validator, URL router, Redis layer)."""
 
 import asyncio
+import logging
 import threading
+import time
 
 import pytest
+import redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from realtime.consumers import FORBIDDEN
+from realtime import presence
+from realtime.consumers import FORBIDDEN, TOO_MANY_SOCKETS
 from realtime.groups import order_group
 from tests.realtime.conftest import apply_status
+from tests.support.servers import free_port
 
 WAIT = 5.0
 
@@ -143,3 +148,94 @@ async def test_garbage_from_the_client_is_ignored(order, communicator):
     await comm.send_json_to({"type": "ping"})
     assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
     await comm.disconnect()
+
+
+# --- abuse: frames the page never sends (issue 8, item 6) -------------------------------
+
+def _errors(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"bytes": b"\x00\xff" * 64}, {"text": ""}, {"text": "[" * 100_000},
+     {"text": "[" * 2000 + "]" * 2000}, {"text": "[" * 10_000 + "]" * 10_000}],
+    ids=["binary", "empty", "open-brackets-100k", "nested-arrays-2k", "nested-arrays-10k"],
+)
+async def test_binary_empty_and_deeply_nested_frames_are_ignored(order, communicator, caplog, frame):
+    """Such a frame neither closes the socket nor logs an ERROR; the next ping is answered."""
+    comm = communicator(order.number, order.access_token)
+    await _open(comm)
+    await comm.send_input({"type": "websocket.receive", **frame})  # as a server delivers it
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
+    await comm.disconnect()
+    assert _errors(caplog) == []
+
+
+# --- the cap on sockets per order (issue 8, item 6) ---------------------------------------
+
+async def _closed_with(comm) -> int | None:
+    await comm.connect(timeout=WAIT)
+    message = await comm.receive_output(timeout=WAIT)
+    return message.get("code") if message["type"] == "websocket.close" else None
+
+
+async def test_sockets_beyond_the_cap_are_closed_with_4429(order, communicator, settings):
+    """The (cap + 1)th socket gets no snapshot and a 4429; once one leaves, a new one is let in."""
+    settings.WEBSOCKET_MAX_PER_ORDER = 3
+    open_ = [communicator(order.number, order.access_token) for _ in range(3)]
+    for comm in open_:
+        await _open(comm)
+    extra = communicator(order.number, order.access_token)
+    assert await _closed_with(extra) == TOO_MANY_SOCKETS
+    await extra.wait()
+    await open_.pop().disconnect()
+    again = communicator(order.number, order.access_token)
+    assert (await _open(again))["source"] == "snapshot"
+    for comm in [*open_, again]:
+        await comm.disconnect()
+
+
+async def test_the_cap_counts_sockets_of_other_processes_but_not_stale_ones(order, communicator, settings):
+    """Live entries written by other web processes count; entries not seen for STALE_SECONDS do not."""
+    settings.WEBSOCKET_MAX_PER_ORDER = 2
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = presence.KEY_PREFIX + order_group(order.number)
+    now = time.time()
+    client.zadd(key, {"other-process.a": now - presence.STALE_SECONDS - 5, "other-process.b": now - 1})
+    first = communicator(order.number, order.access_token)
+    await _open(first)  # the stale entry was pruned: one live other + this one = the cap
+    client.zadd(key, {"other-process.c": time.time()})
+    await first.disconnect()
+    second = communicator(order.number, order.access_token)
+    assert await _closed_with(second) == TOO_MANY_SOCKETS
+    await second.wait()
+    client.delete(key)
+
+
+async def test_a_ping_keeps_the_socket_counted(order, communicator, settings):
+    """Each ping refreshes the socket's last-seen time, so a long-open page is never pruned as stale."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = presence.KEY_PREFIX + order_group(order.number)
+    comm = communicator(order.number, order.access_token)
+    await _open(comm)
+    (member, _), = client.zrange(key, 0, -1, withscores=True)
+    client.zadd(key, {member: 1.0})  # as if connected long ago
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
+    assert client.zscore(key, member) > time.time() - 60
+    await comm.disconnect()
+    assert client.zcard(key) == 0
+
+
+async def test_the_cap_is_not_enforced_when_its_redis_is_unreachable(order, communicator, settings, caplog):
+    """The count lives in Redis; when that Redis cannot be reached the socket is let in, not held up."""
+    settings.WEBSOCKET_MAX_PER_ORDER = 1
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # the layer keeps the session's Redis
+    first, second = (communicator(order.number, order.access_token) for _ in range(2))
+    assert (await _open(first))["source"] == "snapshot"
+    assert (await _open(second))["source"] == "snapshot"
+    await first.disconnect()
+    await second.disconnect()
+    assert _errors(caplog) == []

@@ -129,7 +129,8 @@ async def test_idle_sockets_stay_open_and_still_deliver(stack, webs, transaction
 
 async def test_burst_of_simultaneous_handshakes_all_succeed(stack, webs, transactional_db, make_order):
     """A few hundred sockets opened at once, per layer: every one is accepted and gets its snapshot."""
-    orders = [await asyncio.to_thread(make_order) for _ in range(10)]
+    # 10 sockets an order: under WEBSOCKET_MAX_PER_ORDER (20), which caps sockets per order.
+    orders = [await asyncio.to_thread(make_order) for _ in range(BURST // 10)]
     for kind, url in webs.items():
         results = await asyncio.gather(
             *(open_socket(url, orders[i % len(orders)]) for i in range(BURST)), return_exceptions=True
