@@ -44,6 +44,17 @@ def order_snapshot(order: Order) -> dict[str, Any]:
     }
 
 
+def payment_version_for_order(number: str) -> int | None:
+    """Return the version of the order's payment (one indexed read), or None for no such order."""
+    return Payment.objects.filter(order__number=number).values_list("version", flat=True).first()
+
+
+def order_snapshot_by_number(number: str) -> dict[str, Any] | None:
+    """Return the status JSON of the order with that number, or None (the caller already authorized it)."""
+    order = Order.objects.select_related("payment").filter(number=number).first()
+    return order_snapshot(order) if order else None
+
+
 def order_waiting_page_url(order: Order, absolute: bool = True) -> str:
     """Return the customer's link to the waiting page, token included."""
     path = reverse("checkout:order", args=[order.number]) + f"?t={order.access_token}"

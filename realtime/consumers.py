@@ -35,6 +35,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
     """
 
     group: str | None = None
+    number: str | None = None
     joined: bool = False
     version: int = 0
 
@@ -58,6 +59,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
             await presence.leave(self.group, self.channel_name)  # disconnect() will not run
             raise
         self.joined = True
+        self.number = number
         snapshot = await database_sync_to_async(_snapshot_for)(number, token)
         await self.accept()
         if snapshot is not None:
@@ -86,10 +88,27 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "ping":
-            if self.group is not None:
-                await presence.refresh(self.group, self.channel_name)
-            await self.send_json({"type": "pong"})
+        if not (isinstance(content, dict) and content.get("type") == "ping") or self.number is None:
+            return
+        await presence.refresh(self.group, self.channel_name)
+        await self.heartbeat(_shown_version(content.get("version")))
+
+    async def heartbeat(self, shown: int) -> None:
+        """Answer a ping with the order's version, and the status itself when the page is behind.
+
+        This is what makes a lost broadcast (Redis restarted, a message
+        dropped under load) reach an open page by its next ping: the page says
+        which version it shows, and one indexed read says whether that is old.
+        """
+        current = await database_sync_to_async(selectors.payment_version_for_order)(self.number)
+        if current is None:
+            return
+        await self.send_json({"type": "pong", "version": current})
+        if current > shown:
+            snapshot = await database_sync_to_async(selectors.order_snapshot_by_number)(self.number)
+            if snapshot is not None:
+                self.version = max(self.version, snapshot["version"])
+                await self.send_json({"type": "payment.status", **snapshot, "source": "resync"})
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
@@ -110,6 +129,11 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
 def _snapshot_for(number: str, token: str | None) -> dict[str, Any] | None:
     order = selectors.order_for_customer(number, token)
     return selectors.order_snapshot(order) if order else None
+
+
+def _shown_version(value: Any) -> int:
+    """Return the version a ping says the page shows; 0 (behind everything) when absent or odd."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _query_token(query_string: bytes) -> str | None:

@@ -10,8 +10,10 @@
  *   after load (a deadline checked against Date.now(), since timers in
  *   background tabs are throttled) or when the socket cannot connect.
  * - Keeps the socket alive itself: a ping every 20-40 s (random, so thousands
- *   of pages never beat together) and a new socket when no answer comes in
- *   10 s (a half-open connection after a network change). Daphne's own pings
+ *   of pages never beat together) carrying the version on screen, which the
+ *   server answers with the current status when the page is behind (a lost
+ *   broadcast); a new socket when no answer comes in 10 s (a half-open
+ *   connection after a network change). Daphne's own pings
  *   (--ping-interval 60) then only reach silent clients; they go out in
  *   batches every 2 s, which showed in the push latency's tail.
  * - Falls back to Server-Sent Events (data-events-url) when websockets cannot
@@ -170,10 +172,17 @@
   function startHeartbeat(ws, delay) {
     heartbeatTimer = setTimeout(function () {
       if (socket !== ws) return;
-      ws.send('{"type":"ping"}');
-      pongTimer = setTimeout(function () { dropDeadSocket(ws); }, PONG_TIMEOUT_MS);
+      ping(ws);
       startHeartbeat(ws, HEARTBEAT_MS * (2 / 3 + Math.random() * 2 / 3));
     }, delay);
+  }
+
+  /* The ping carries the version on screen: the server answers a stale one with
+   * the current status, so a broadcast lost on the way still arrives. */
+  function ping(ws) {
+    clearTimeout(pongTimer);
+    ws.send(JSON.stringify({ type: "ping", version: shownVersion() }));
+    pongTimer = setTimeout(function () { dropDeadSocket(ws); }, PONG_TIMEOUT_MS);
   }
 
   function stopHeartbeat() {
@@ -276,12 +285,18 @@
     disconnect();
   }
 
+  /* Back in view (tab shown, page restored from the back/forward cache): a
+   * mobile browser may have killed the socket silently meanwhile, so resync now
+   * and either probe the socket at once or open a new one without backoff. */
   function resume() {
-    if (!paused && (socket || stream)) return;
+    resync();
+    if (!paused && (socket || stream)) {
+      if (socket && socket.readyState === WebSocket.OPEN) ping(socket);
+      return;
+    }
     paused = false;
     attempts = 0;
     updateButton();
-    resync();
     connect();
   }
 

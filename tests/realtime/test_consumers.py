@@ -143,10 +143,10 @@ async def test_disconnect_leaves_the_group(order, communicator, monkeypatch):
 
 async def test_garbage_from_the_client_is_ignored(order, communicator):
     comm = communicator(order.number, order.access_token)
-    await _open(comm)
+    snapshot = await _open(comm)
     await comm.send_to(text_data="not json")
-    await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
+    await comm.send_json_to({"type": "ping", "version": snapshot["version"]})
+    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong", "version": snapshot["version"]}
     await comm.disconnect()
 
 
@@ -165,10 +165,10 @@ def _errors(caplog) -> list[str]:
 async def test_binary_empty_and_deeply_nested_frames_are_ignored(order, communicator, caplog, frame):
     """Such a frame neither closes the socket nor logs an ERROR; the next ping is answered."""
     comm = communicator(order.number, order.access_token)
-    await _open(comm)
+    snapshot = await _open(comm)
     await comm.send_input({"type": "websocket.receive", **frame})  # as a server delivers it
-    await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
+    await comm.send_json_to({"type": "ping", "version": snapshot["version"]})
+    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong", "version": snapshot["version"]}
     await comm.disconnect()
     assert _errors(caplog) == []
 
@@ -219,11 +219,11 @@ async def test_a_ping_keeps_the_socket_counted(order, communicator, settings):
     client = redis.Redis.from_url(settings.REDIS_URL)
     key = presence.KEY_PREFIX + order_group(order.number)
     comm = communicator(order.number, order.access_token)
-    await _open(comm)
+    snapshot = await _open(comm)
     (member, _), = client.zrange(key, 0, -1, withscores=True)
     client.zadd(key, {member: 1.0})  # as if connected long ago
-    await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
+    await comm.send_json_to({"type": "ping", "version": snapshot["version"]})
+    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong", "version": snapshot["version"]}
     assert client.zscore(key, member) > time.time() - 60
     await comm.disconnect()
     assert client.zcard(key) == 0

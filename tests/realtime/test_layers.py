@@ -4,6 +4,7 @@ import asyncio
 import logging
 
 import pytest
+import redis
 
 from realtime.layers import ResilientRedisPubSubChannelLayer
 from tests.support.servers import start_redis
@@ -55,11 +56,13 @@ async def test_pushes_flow_again_after_redis_is_killed_and_restarted(private_red
         caplog.set_level(logging.WARNING)
         private_redis.proc.kill()
         private_redis.proc.wait()
-        # Stay down long enough for several failed reconnects.
-        for _ in range(5):
-            with pytest.raises(Exception):
-                await publisher.group_send("orders", {"type": "payment.status", "n": -1})
-            await asyncio.sleep(0.3)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await publisher.group_send("orders", {"type": "payment.status", "n": -1})
+        # Stay down until the subscriber has failed to reconnect at least twice.
+        shard = subscriber._get_layer()._shards[0]
+        async with asyncio.timeout(30):
+            while shard._failures < 2:
+                await asyncio.sleep(0.05)
         restarted = start_redis(tmp_path, port=port)
         try:
             while not received.empty():
