@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         # DEBUG is off, so daphne and migrate need values that pass project/checks.py.
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # The shared order's watchers stand for many customers: lift the per-order socket cap for them.
+        "WEBSOCKET_MAX_PER_ORDER": str(args.shared + 1),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
