@@ -22,7 +22,7 @@ test-sqlite: setup-test
 	$(PY) -m pytest
 
 test-postgres: setup-test
-	$(PY) -m tests.support.postgres -- $(PY) -m pytest -m "not browser" --ignore=tests/simulator -p no:cacheprovider
+	$(PY) -m tests.support.postgres -- $(PY) -m pytest -m "not browser" --ignore=tests/simulator --ignore=tests/deploy -p no:cacheprovider
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
@@ -31,7 +31,7 @@ setup-run: $(VENV)/.installed
 	@scripts/ensure-system-packages redis-server:redis-server
 
 setup-test: $(VENV)/.dev-installed
-	@scripts/ensure-system-packages redis-server:redis-server chromium:chromium pg_ctlcluster:postgresql
+	@scripts/ensure-system-packages redis-server:redis-server chromium:chromium pg_ctlcluster:postgresql nginx:nginx supervisord:supervisor
 
 migrate: $(VENV)/.installed
 	@mkdir -p var
