@@ -1,6 +1,7 @@
 from django.urls import path
 
 from checkout import views, webhook
+from realtime import sse
 
 app_name = "checkout"
 
@@ -10,5 +11,6 @@ urlpatterns = [
     path("orders/<str:number>/", views.order_page, name="order"),
     path("orders/<str:number>/status", views.order_status, name="order-status"),
     path("orders/<str:number>/refresh", views.order_refresh, name="order-refresh"),
+    path("orders/<str:number>/events", sse.order_events, name="order-events"),
     path("payments/midtrans/notification", webhook.midtrans_notification, name="midtrans-notification"),
 ]
