@@ -197,6 +197,29 @@ def transaction_cancel(order_id: str) -> dict[str, Any]:
     return _call("cancel", order_id, lambda: core.transactions.cancel(_quote(order_id)), "status_code")
 
 
+def transaction_approve(order_id: str) -> dict[str, Any]:
+    """Accept a challenged card payment at Midtrans (POST /v2/<id>/approve)."""
+    _, core = _clients()
+    return _call("approve", order_id, lambda: core.transactions.approve(_quote(order_id)), "status_code")
+
+
+def transaction_deny(order_id: str) -> dict[str, Any]:
+    """Deny a challenged card payment at Midtrans (POST /v2/<id>/deny)."""
+    _, core = _clients()
+    return _call("deny", order_id, lambda: core.transactions.deny(_quote(order_id)), "status_code")
+
+
+def transaction_refund(order_id: str, *, refund_key: str, amount: int, reason: str = "") -> dict[str, Any]:
+    """Refund a settled payment, all or part (POST /v2/<id>/refund).
+
+    ``refund_key`` makes the call safe to repeat: Midtrans answers a key it
+    has seen with that refund instead of making another.
+    """
+    _, core = _clients()
+    parameters = {"refund_key": refund_key, "amount": amount, "reason": reason}
+    return _call("refund", order_id, lambda: core.transactions.refund(_quote(order_id), parameters), "status_code")
+
+
 def _quote(order_id: str) -> str:
     # midtransclient does not URL-encode ids; ours are [A-Z0-9-] but be safe.
     return requests.utils.quote(order_id, safe="")

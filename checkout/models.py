@@ -64,6 +64,10 @@ class Payment(models.Model):
     biller_code = models.CharField(max_length=20, blank=True)
     payment_code = models.CharField(max_length=40, blank=True)
     store = models.CharField(max_length=30, blank=True)
+    buyer_fee = models.DecimalField(
+        max_digits=14, decimal_places=2, default=0,
+        help_text="fee Midtrans charged the buyer on top of the amount (fee imposition)",
+    )
 
     expires_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -133,3 +137,37 @@ class PaymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.source} {self.transaction_status or '-'} → {self.outcome}"
+
+
+class RefundStatus(models.TextChoices):
+    REQUESTED = "requested", "requested (Midtrans's answer not seen yet)"
+    DONE = "done"
+    REFUSED = "refused"
+
+
+class Refund(models.Model):
+    """One refund asked of Midtrans, with the ``refund_key`` that makes asking again safe.
+
+    The row is written before the call: a command killed after Midtrans
+    refunded but before the answer was stored leaves it ``requested``, and the
+    next attempt at the same amount sends the same key, which Midtrans answers
+    without refunding again.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    number = models.PositiveIntegerField(help_text="1 for the payment's first refund, 2 for the next…")
+    refund_key = models.CharField(max_length=100, unique=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    reason = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.REQUESTED)
+    midtrans_refund_id = models.CharField(max_length=64, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["payment", "number"]
+        constraints = [models.UniqueConstraint(fields=["payment", "number"], name="refund_number_per_payment")]
+
+    def __str__(self) -> str:
+        return f"{self.refund_key} {self.amount} ({self.status})"

@@ -97,6 +97,36 @@ FINAL_ORDER_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED, Or
 OPEN_PAYMENT_STATUSES = frozenset({P.PENDING, P.CHALLENGE, P.FAILED})
 
 
+class PaymentAction(models.TextChoices):
+    """What a merchant may ask Midtrans to do with a payment (admin, ``payments`` command)."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+    CANCEL = "cancel"
+    REFUND = "refund"
+
+
+# action -> the payment statuses it is offered for. Midtrans has the last word
+# (a captured card that has not settled refuses a refund with 412); this table
+# keeps the admin from offering, and the command from sending, what cannot work.
+#  - approve/deny decide a challenged card (capture + fraud challenge);
+#  - cancel ends what is not paid yet (a pending VA, a challenged card);
+#  - refund gives back money of a paid payment, again after a partial refund.
+ACTIONS: dict[PaymentAction, frozenset[PaymentStatus]] = {
+    PaymentAction.APPROVE: frozenset({P.CHALLENGE}),
+    PaymentAction.DENY: frozenset({P.CHALLENGE}),
+    PaymentAction.CANCEL: frozenset({P.PENDING, P.CHALLENGE}),
+    PaymentAction.REFUND: frozenset({P.SUCCESS, P.PARTIALLY_REFUNDED}),
+}
+
+
+def actions_for(status: str, order_status: str) -> list[PaymentAction]:
+    """Return the actions the table offers for a payment in ``status`` (none once its order has ended)."""
+    if order_status in FINAL_ORDER_STATUSES:
+        return []
+    return [action for action, statuses in ACTIONS.items() if status in statuses]
+
+
 def payment_status_for(transaction_status: str, fraud_status: str | None) -> PaymentStatus | None:
     """Map a Midtrans (transaction_status, fraud_status) pair; ``None`` if unknown."""
     ts = (transaction_status or "").strip().lower()

@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 from django.db import connections
 
 from reconcile import conf, metrics
+from reconcile.budget import SharedBudget
 
 logger = logging.getLogger("paywatch.reconcile")
 T = TypeVar("T")
@@ -66,12 +67,18 @@ class Circuit:
 
 
 class Run:
-    """What every call of one run shares: its deadline, its rate ceiling and its circuit."""
+    """What every call of one run shares: its deadline, its rate ceiling and its circuit.
+
+    The ceiling holds twice: spaced within the run (``RateLimiter``), and
+    counted with every other caller of Midtrans in any process (``SharedBudget``:
+    other runs, the cleanup, the watched fast lane).
+    """
 
     def __init__(self, *, budget_seconds: float, max_calls_per_second: float, concurrency: int) -> None:
         self.started = time.monotonic()
         self.deadline = self.started + budget_seconds
         self.limiter = RateLimiter(max_calls_per_second)
+        self.budget = SharedBudget(max_calls_per_second)
         self.circuit = Circuit()
         self.concurrency = max(1, concurrency)
         self._calls = 0
@@ -87,7 +94,7 @@ class Run:
 
     def permit(self) -> bool:
         """Return whether one more Midtrans call may be made now (waiting for the rate ceiling)."""
-        if self.circuit.is_open or not self.limiter.wait(self.deadline):
+        if self.circuit.is_open or not self.limiter.wait(self.deadline) or not self.budget.take(self.deadline):
             return False
         with self._lock:
             self._calls += 1

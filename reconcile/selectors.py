@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
+from checkout import amounts
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
 from checkout.observations import Observation
 from checkout.states import FINAL_ORDER_STATUSES, OPEN_PAYMENT_STATUSES, PaymentStatus, decide, payment_status_for
@@ -54,7 +55,7 @@ def payment_would_become(payment: Payment, observation: Observation) -> PaymentS
     A read-only preview of ``payment_apply_observation`` (with the status API
     as confirmation): the same table, the same amount check, nothing written.
     """
-    if observation.gross_amount != payment.amount or (
+    if amounts.buyer_fee(observation, payment.amount) is None or (
         observation.currency and observation.currency != payment.currency
     ):
         return None

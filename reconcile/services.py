@@ -49,6 +49,7 @@ class RunSummary:
     skipped: int = 0       # due payments left for the next run (deadline or open circuit)
     unavailable: int = 0   # calls that found Midtrans down, slow, rate-limiting or answering garbage
     reapplied: int = 0     # stored notifications re-applied
+    expired: int = 0       # overdue payments Midtrans confirmed unpaid, expired here and there
     calls: int = 0
     circuit_open: bool = False
     out_of_time: bool = False
@@ -86,6 +87,7 @@ def reconcile_run(
                   else max_calls_per_second)
         summary = RunSummary()
         _reapply_notifications(run, summary)
+        _expire_overdue(run, summary)
         _check_due(run, summary)
     finally:
         try:
@@ -114,6 +116,21 @@ def _check_due(run: Run, summary: RunSummary) -> None:
         else:
             summary.errors += 1
     summary.skipped = len(due) - summary.checked - summary.unavailable - summary.errors
+
+
+def _expire_overdue(run: Run, summary: RunSummary) -> None:
+    """End open payments past their expiry now, as the cleanup does (confirmed with Midtrans first).
+
+    A Snap page that expires before the customer chose a method sends no
+    notification and its status stays 404: left to the daily cleanup, such an
+    order would show "pending" for up to a day after its expiry. Done before
+    the due checks, so an overdue payment costs its confirmation call only.
+    """
+    overdue = list(selectors.payments_overdue(now=timezone.now()))
+    for done in run_pool(overdue, lambda payment: payment_cleanup(payment=payment, run=run), run):
+        metrics.cleanups.labels(result=done.result.action).inc()
+        summary.expired += done.result.action == "expired"
+        summary.fixed += done.result.action in ("paid", "updated")
 
 
 def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.RECONCILE) -> str | None:

@@ -188,12 +188,17 @@ class Simulator:
             if tx is None:
                 raise UnknownOrder(order_id)
             refund = engine.apply(tx, action, strict=strict, **params)
+            if refund is not None and refund.get("duplicate"):  # a refund_key seen before: nothing happens
+                tx.history.append({"at": now().isoformat(), "action": action, "source": source,
+                                   "transaction_status": tx.status, "notify": "none (refund_key seen before)"})
+                self.store.save()
+                return tx, refund
             if tx.status is None:  # Snap page expiry without a method: nothing to send
                 tx.history.append({"at": now().isoformat(), "action": action, "source": source,
                                    "transaction_status": None, "notify": "none"})
                 self.store.save()
                 return tx, refund
-            payload = transaction_body(tx, self.server_key, self.merchant_id)
+            payload = transaction_body(tx, self.server_key, self.merchant_id, fee=self.fee())
             previous = tx.payloads[-1] if tx.payloads else None
             tx.payloads.append(payload)
             enabled = bool(self.store.config.get("notifications", True))
@@ -219,7 +224,11 @@ class Simulator:
     # -- views of a transaction ---------------------------------------------------------
     def status_body(self, tx: Transaction) -> dict[str, Any]:
         """Return the Core API GET status body."""
-        return transaction_body(tx, self.server_key, self.merchant_id, "Success, transaction is found")
+        return transaction_body(tx, self.server_key, self.merchant_id, "Success, transaction is found", fee=self.fee())
+
+    def fee(self) -> int:
+        """Return the buyer fee the config imposes (0: none)."""
+        return int(self.store.config.get("fee") or 0)
 
     def tx_json(self, tx: Transaction) -> dict[str, Any]:
         """Return the control API's JSON view of a transaction."""

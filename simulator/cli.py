@@ -97,6 +97,7 @@ def client_main(argv: list[str]) -> int:
     p.add_argument("--error-rate", type=float)
     p.add_argument("--error-mode", choices=("500", "503", "429", "timeout", "html502"))
     p.add_argument("--notifications", choices=("on", "off"))
+    p.add_argument("--fee", type=int, help="buyer fee added to gross_amount (0: none)")
     for p in sub.choices.values():
         p.add_argument("--url", default=os.environ.get("SIMULATOR_URL", DEFAULT_URL),
                        help=f"the simulator's base URL (default {DEFAULT_URL})")
@@ -106,7 +107,7 @@ def client_main(argv: list[str]) -> int:
         if args.command == "config":
             changes = {k: v for k, v in {
                 "status_latency_ms": args.latency_ms, "error_rate": args.error_rate,
-                "error_mode": args.error_mode,
+                "error_mode": args.error_mode, "fee": args.fee,
                 "notifications": None if args.notifications is None else args.notifications == "on",
             }.items() if v is not None}
             response = (requests.post(f"{base}/sim/config", json=changes, timeout=10) if changes

@@ -189,7 +189,15 @@ def apply(tx: Transaction, action: str, *, strict: bool = False, payment_type: s
 
 
 def _refund(tx: Transaction, amount: int | None, reason: str, refund_key: str) -> dict[str, Any]:
-    """Refund all or part of a settled transaction."""
+    """Refund all or part of a settled transaction; a refund_key seen before answers that refund again.
+
+    Midtrans: "If you want to retry the same refund request please use the
+    same refund_key". The repeat refunds nothing, changes nothing and sends no
+    notification (the caller sees ``duplicate``), whatever its amount.
+    """
+    for earlier in tx.refunds:
+        if refund_key and earlier.get("refund_key") == refund_key:
+            return {**earlier, "duplicate": True}
     if tx.status not in ("settlement", "partial_refund"):
         raise NotAllowed(f"only a settled transaction can be refunded (status {tx.status})")
     remaining = tx.gross_amount - sum(r["amount"] for r in tx.refunds)

@@ -90,9 +90,13 @@ def _method_fields(tx: Transaction) -> dict[str, Any]:
 
 
 def transaction_body(tx: Transaction, server_key: str, merchant_id: str,
-                     status_message: str = NOTIFICATION_MESSAGE) -> dict[str, Any]:
-    """Build the notification / status body of a transaction; every value a string."""
-    gross = fmt_amount(tx.gross_amount)
+                     status_message: str = NOTIFICATION_MESSAGE, fee: int = 0) -> dict[str, Any]:
+    """Build the notification / status body of a transaction; every value a string.
+
+    A buyer ``fee`` (fee imposition) is added to the signed gross_amount and
+    explained in ``metadata.extra_info.gross_amount_info``, as Midtrans does.
+    """
+    gross = fmt_amount(tx.gross_amount + fee)
     code = status_code_for(tx.status, tx.fraud_status)
     body: dict[str, Any] = {
         "transaction_time": fmt_time(tx.transaction_time),
@@ -107,6 +111,10 @@ def transaction_body(tx: Transaction, server_key: str, merchant_id: str,
         "currency": "IDR",
         "payment_type": tx.payment_type or "",
     }
+    if fee:
+        body["metadata"] = {"extra_info": {"gross_amount_info": {
+            "original_amount": fmt_amount(tx.gross_amount), "customer_imposed_payment_fee": fmt_amount(fee),
+        }}}
     if tx.fraud_status:
         body["fraud_status"] = tx.fraud_status
     if tx.status == "settlement" and tx.settlement_time:
@@ -143,9 +151,9 @@ ACTION_MESSAGES = {
 
 
 def action_body(tx: Transaction, action: str, server_key: str, merchant_id: str,
-                refund: dict[str, Any] | None = None) -> dict[str, Any]:
+                refund: dict[str, Any] | None = None, fee: int = 0) -> dict[str, Any]:
     """Build the answer of a Core API modification (cancel, expire, refund, ...)."""
-    body = transaction_body(tx, server_key, merchant_id, ACTION_MESSAGES[action])
+    body = transaction_body(tx, server_key, merchant_id, ACTION_MESSAGES[action], fee=fee)
     for key in ("signature_key", "va_numbers", "payment_amounts", "refunds", "refund_amount"):
         body.pop(key, None)
     body["status_code"] = "407" if action == "expire" else "200"

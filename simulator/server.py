@@ -257,11 +257,14 @@ class Handler(BaseHTTPRequestHandler):
         except (UnknownOrder, NotFound):
             self._json(404, not_found_body())
             return
-        except NotAllowed:
-            self._json(412, cannot_modify_body())
+        except NotAllowed as exc:
+            body = cannot_modify_body()
+            if action == "refund" and "amount" in str(exc):
+                body["status_message"] = f"Refund amount is invalid: {exc}"
+            self._json(412, body)
             return
         with self.sim.store.lock:
-            body = action_body(tx, action, self.sim.server_key, self.sim.merchant_id, refund)
+            body = action_body(tx, action, self.sim.server_key, self.sim.merchant_id, refund, fee=self.sim.fee())
         self._json(200, body)
 
     # -- payment page ---------------------------------------------------------------------

@@ -15,6 +15,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "error_rate": 0.0,
     "error_mode": "500",
     "notifications": True,
+    # Buyer fee (Midtrans's fee imposition), whole rupiah added to gross_amount in notifications and status answers.
+    "fee": 0,
 }
 ERROR_MODES = ("500", "503", "429", "timeout", "html502")
 
@@ -129,6 +131,11 @@ class Store:
             if mode not in ERROR_MODES:
                 raise ValueError(f"error_mode must be one of {', '.join(ERROR_MODES)}")
             clean["error_mode"] = mode
+        if "fee" in changes:
+            fee = int(changes["fee"])
+            if fee < 0:
+                raise ValueError("fee must not be negative")
+            clean["fee"] = fee
         if "notifications" in changes:
             value = changes["notifications"]
             if isinstance(value, str):

@@ -58,8 +58,30 @@ def test_refresh_with_a_wrong_token_is_404(client, settled_silently) -> None:
     assert response.status_code == 404
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
 def test_plain_form_refresh_comes_back_to_the_page_with_a_message(client, settled_silently) -> None:
-    response = client.post(f"/orders/{settled_silently.number}/refresh?t={settled_silently.token}", follow=True)
+    response = client.post(f"/orders/{settled_silently.number}/refresh?t={settled_silently.token}", follow=True,
+                           HTTP_ACCEPT=BROWSER_ACCEPT)
     assert response.redirect_chain and response.status_code == 200
     page = response.content.decode()
     assert 'data-payment-status="success"' in page and "Checked with the payment gateway" in page
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "text/html;q=0.5,application/json",
+                                    "application/json,text/html"])
+def test_refresh_answers_json_unless_html_is_preferred(client, settled_silently, accept) -> None:
+    """A plain API client (curl's */*, no Accept at all) gets JSON, not a 302."""
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    response = client.post(f"/orders/{settled_silently.number}/refresh?t={settled_silently.token}", **headers)
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/json")
+    assert response.json()["payment_status"] == "success"
+
+
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "text/html", "application/json;q=0.5,text/html"])
+def test_refresh_redirects_a_client_that_prefers_html(client, settled_silently, accept) -> None:
+    response = client.post(f"/orders/{settled_silently.number}/refresh?t={settled_silently.token}",
+                           HTTP_ACCEPT=accept)
+    assert response.status_code == 302
+    assert response["Location"].startswith(f"/orders/{settled_silently.number}/")

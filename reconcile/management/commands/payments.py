@@ -1,17 +1,20 @@
-"""``manage.py payments``: check pending payments with Midtrans, fix them, expire overdue ones, prune old events.
+"""``manage.py payments``: check pending payments with Midtrans, fix them, expire overdue ones, prune old events,
+and the merchant's actions (approve, deny, cancel, refund).
 
-Exit codes: 0 done, 1 bad input (unknown order, bad arguments), 2 Midtrans unavailable.
+Exit codes: 0 done, 1 bad input (unknown order, bad arguments) or an action refused (by the state table, the
+refund's arithmetic, or Midtrans), 2 Midtrans unavailable.
 """
 
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from checkout import gateway
+from checkout import actions, gateway
 from checkout import selectors as checkout_selectors
 from checkout import services as checkout_services
 from checkout.errors import GatewayError, GatewayUnavailable, TransactionNotFound, UnknownOrder
@@ -75,6 +78,16 @@ class Command(BaseCommand):
         prune = sub.add_parser("prune-events", help="delete events of payments closed longer than "
                                                     "EVENT_RETENTION_DAYS, and old events with no payment")
         prune.add_argument("--dry-run", action="store_true", help="count what would be removed; remove nothing")
+        for name, text in (("approve", "accept a challenged card payment at Midtrans"),
+                           ("deny", "deny a challenged card payment at Midtrans"),
+                           ("cancel", "cancel a pending or challenged payment at Midtrans")):
+            sub.add_parser(name, help=text).add_argument("order", metavar="ORDER")
+        refund = sub.add_parser("refund", help="refund a settled payment at Midtrans (all that remains by default)")
+        refund.add_argument("order", metavar="ORDER")
+        refund.add_argument("--amount", type=_amount, default=None, metavar="N", help="refund N rupiah (partial)")
+        refund.add_argument("--reason", default="", metavar="TEXT", help="the reason Midtrans records")
+        refund.add_argument("--again", action="store_true",
+                            help="refund an amount that was already refunded once more (a new refund_key)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -85,6 +98,8 @@ class Command(BaseCommand):
             self.check_status(options["order"], dry_run=options["dry_run"])
         elif action == "prune-events":
             self.prune_events(dry_run=options["dry_run"])
+        elif action in ("approve", "deny", "cancel", "refund"):
+            self.payment_action(action, options["order"], options)
         else:
             self.cleanup_expired(dry_run=options["dry_run"])
 
@@ -202,6 +217,44 @@ class Command(BaseCommand):
         verb = "would be removed (dry run: nothing changed)" if dry_run else "removed"
         self.stdout.write(f"{summary.removed} event(s) {verb}: events of payments closed before "
                           f"{summary.cutoff} ({summary.retention_days} days), and older events with no payment")
+
+
+    # --- approve, deny, cancel, refund --------------------------------------------------------------
+    def payment_action(self, action: str, number: str, options: dict[str, Any]) -> None:
+        try:
+            payment = checkout_selectors.payment_for_order_number(number)
+        except UnknownOrder:
+            message = f"Unknown order {number!r}: no order has that number"
+            raise CommandError(message, returncode=EXIT_BAD_INPUT) from None
+        try:
+            if action == "refund":
+                result = actions.payment_refund(payment_id=payment.pk, amount=options["amount"],
+                                                reason=options["reason"], again=options["again"])
+            else:
+                result = ACTION_SERVICES[action](payment_id=payment.pk)
+        except actions.ActionRefused as exc:
+            raise CommandError(exc.message, returncode=EXIT_BAD_INPUT) from None
+        except GatewayUnavailable as exc:
+            raise CommandError(f"Midtrans is unavailable: {exc.message}; nothing was applied here"
+                               + (" (repeating the refund sends the same refund_key)" if action == "refund" else ""),
+                               returncode=EXIT_UNAVAILABLE) from None
+        self.stdout.write(result.message)
+        if result.refund is not None and result.sent:
+            self.stdout.write(f"  refund #{result.refund.number}: {result.refund.amount:.0f} (key "
+                              f"{result.refund.refund_key}); {actions.refund_remaining(payment):.0f} remains")
+
+
+ACTION_SERVICES = {"approve": actions.payment_approve, "deny": actions.payment_deny, "cancel": actions.payment_cancel}
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if not value.is_finite() or value <= 0 or value != value.to_integral_value():
+        raise ValueError(text)
+    return value
 
 
 def _preview_row(payment: Payment, run: Run) -> Row | None:
