@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-sqlite test-postgres lint setup-run setup-test migrate bench clean
+.PHONY: run test test-sqlite test-postgres lint setup-run setup-test migrate messages bench clean
 
 # make run is development: DEBUG on (production refuses development keys with DEBUG off).
 run: export DEBUG ?= 1
@@ -28,10 +28,22 @@ lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
 setup-run: $(VENV)/.installed
-	@scripts/ensure-system-packages redis-server:redis-server
+	@scripts/ensure-system-packages redis-server:redis-server msgfmt:gettext
+	$(MAKE) --no-print-directory messages
 
-setup-test: $(VENV)/.dev-installed
-	@scripts/ensure-system-packages redis-server:redis-server chromium:chromium pg_ctlcluster:postgresql nginx:nginx supervisord:supervisor
+setup-test: $(VENV)/.dev-installed node_modules/.installed
+	@scripts/ensure-system-packages redis-server:redis-server chromium:chromium pg_ctlcluster:postgresql nginx:nginx supervisord:supervisor msgfmt:gettext
+	$(MAKE) --no-print-directory messages
+
+# The Indonesian catalogue (locale/*/LC_MESSAGES/django.po) compiled to the .mo Django reads; .mo files are not committed.
+messages: $(VENV)/.installed
+	$(PY) manage.py compilemessages -v0 --ignore=.venv --ignore=node_modules
+
+# axe-core for the browser tests' accessibility checks, exactly as package-lock.json pins it.
+node_modules/.installed: package.json package-lock.json
+	@scripts/ensure-system-packages npm:npm
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 migrate: $(VENV)/.installed
 	@mkdir -p var
@@ -56,4 +68,5 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/reconcile.py --baseline-count 300
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache node_modules
+	find locale -name '*.mo' -delete

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
+from checkout import display
 from checkout.errors import UnknownOrder
 from checkout.models import Order, Payment
 from checkout.text import clean_text
@@ -31,7 +32,7 @@ def order_for_customer(number: str, token: str | None) -> Order | None:
 
 
 def order_snapshot(order: Order) -> dict[str, Any]:
-    """Return the SPEC's status JSON for an order."""
+    """Return the status JSON for an order, with what the waiting page shows (``state``, ``details``)."""
     payment = order.payment
     return {
         "order": order.number,
@@ -41,6 +42,8 @@ def order_snapshot(order: Order) -> dict[str, Any]:
         "gross_amount": str(payment.amount),
         "currency": payment.currency,
         "updated_at": max(order.updated_at, payment.updated_at).isoformat(),
+        "state": display.view_state(payment.status, order.status),
+        "details": display.payment_details(payment),
     }
 
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from checkout import metrics, selectors, services
@@ -73,23 +74,27 @@ def order_status(request: HttpRequest, number: str) -> JsonResponse:
 def order_refresh(request: HttpRequest, number: str) -> HttpResponse:
     """Ask Midtrans now (rate-limited per order); JSON, or back to the page for a plain form."""
     order = _customer_order(request, number)
-    wants_html = "application/json" not in request.headers.get("Accept", "")
+    # JSON unless the client prefers HTML (the no-JS form of a browser): no Accept, */* or a tie is JSON.
+    wants_html = request.get_preferred_type(["application/json", "text/html"]) == "text/html"
     wait = services.payment_refresh_claim(payment_id=order.payment.pk)
     if wait:
         metrics.refreshes.labels(result="limited").inc()
-        return _refresh_answer(request, order, wants_html, 429, f"Checked recently; try again in {math.ceil(wait)} s.",
+        return _refresh_answer(request, order, wants_html, 429,
+                               _("Checked recently; try again in %(seconds)d s.") % {"seconds": math.ceil(wait)},
                                retry_after=math.ceil(wait))
     try:
         services.payment_check_now(payment=order.payment, source=EventSource.REFRESH)
     except GatewayUnavailable as exc:
         metrics.refreshes.labels(result="unavailable").inc()
         return _refresh_answer(request, order, wants_html, 503,
-                               f"Could not reach the payment gateway ({exc.message}). Try again shortly.")
+                               _("Could not reach the payment gateway (%(error)s). Try again shortly.")
+                               % {"error": exc.message})
     except GatewayError as exc:
         metrics.refreshes.labels(result="error").inc()
-        return _refresh_answer(request, order, wants_html, 502, f"The payment gateway refused: {exc.message}")
+        return _refresh_answer(request, order, wants_html, 502,
+                               _("The payment gateway refused: %(error)s") % {"error": exc.message})
     metrics.refreshes.labels(result="ok").inc()
-    return _refresh_answer(request, order, wants_html, 200, "Checked with the payment gateway just now.")
+    return _refresh_answer(request, order, wants_html, 200, _("Checked with the payment gateway just now."))
 
 
 def _refresh_answer(

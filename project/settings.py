@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "project.middleware.PrivatePageHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The shop and the waiting page follow the browser's Accept-Language (Indonesian or English).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -101,10 +103,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if DATABASES["default"].get("TEST") is None:
         # TEST_DATABASE_NAME lets two test runs share a checkout without sharing a database.
         DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=str(VAR_DIR / "test.sqlite3"))}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=True):
+    # Daphne runs each request's sync code on a thread of its own, so a
+    # persistent connection (CONN_MAX_AGE) is never reused and every request
+    # paid a new PostgreSQL connection (~11% of a webhook's CPU, measured).
+    # psycopg's pool (per process) hands them back on close instead. Size it
+    # to what one process has in flight: WEBHOOK_MAX_IN_FLIGHT notifications
+    # plus pages, sockets and health checks; the total over all processes
+    # (WEB_CONCURRENCY × max + workers) must stay under PostgreSQL's
+    # max_connections. A request that waits longer than the timeout for a
+    # connection gets a 503 (OperationalError), never a 500.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("id", "Bahasa Indonesia")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # the .mo files are built by `make` (compilemessages), never committed
 TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True
 USE_TZ = True
@@ -156,7 +175,9 @@ Q_CLUSTER = {
 _MIDTRANS_IS_PRODUCTION = env.bool("MIDTRANS_IS_PRODUCTION", default=False)
 _MIDTRANS_SERVER_KEY = env.str("MIDTRANS_SERVER_KEY", default=DEVELOPMENT_SERVER_KEY)
 if _MIDTRANS_SERVER_KEY == DEVELOPMENT_SERVER_KEY:
-    _CORE_URL, _SNAP_URL = "http://127.0.0.1:8900", "http://127.0.0.1:8900/snap/v1"
+    # The simulator's port follows SIMULATOR_PORT (make run starts it there), so checkout sends customers to it.
+    _SIMULATOR_URL = f"http://127.0.0.1:{env.int('SIMULATOR_PORT', default=8900)}"
+    _CORE_URL, _SNAP_URL = _SIMULATOR_URL, f"{_SIMULATOR_URL}/snap/v1"
 elif _MIDTRANS_IS_PRODUCTION:
     _CORE_URL, _SNAP_URL = "https://api.midtrans.com", "https://app.midtrans.com/snap/v1"
 else:
@@ -183,7 +204,17 @@ RECONCILE_INTERVAL_MINUTES = env.int("RECONCILE_INTERVAL_MINUTES", default=5)
 # Status calls in flight at once, and a ceiling on Midtrans calls per second (its limits are not published).
 RECONCILE_CONCURRENCY = env.int("RECONCILE_CONCURRENCY", default=8)
 RECONCILE_MAX_CALLS_PER_SECOND = env.float("RECONCILE_MAX_CALLS_PER_SECOND", default=50.0)
+# While a waiting page is open on a payment Midtrans knows, ask Midtrans about it this often (at most
+# once per payment per interval across every process; within the ceiling above). 0 turns it off.
+WATCHED_CHECK_SECONDS = env.int("WATCHED_CHECK_SECONDS", default=30)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+# Notifications handled at once per web process; one more is answered 503 + Retry-After at once
+# (Midtrans resends it). Past the knee more concurrency only slows every answer (docs/benchmarks.md).
+WEBHOOK_MAX_IN_FLIGHT = env.int("WEBHOOK_MAX_IN_FLIGHT", default=16)
+# A broadcast never holds its caller: it is handed to the process's sender loop, given up after this
+# many seconds, and dropped (counted) when this many are pending; the heartbeat resync delivers it.
+REALTIME_BROADCAST_TIMEOUT = env.float("REALTIME_BROADCAST_TIMEOUT", default=2.0)
+REALTIME_BROADCAST_MAX_IN_FLIGHT = env.int("REALTIME_BROADCAST_MAX_IN_FLIGHT", default=1000)
 # Events of closed payments, and events that never had one (forged, unknown order), are pruned after this.
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
 # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (project/metrics.py).

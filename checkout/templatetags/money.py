@@ -1,17 +1,8 @@
-"""Money formatting for the shop's pages."""
-
-from decimal import Decimal
+"""The ``rupiah`` filter: amounts on the customer's pages, written as ``checkout.display.rupiah`` writes them."""
 
 from django import template
 
+from checkout.display import rupiah
+
 register = template.Library()
-
-
-@register.filter
-def rupiah(value: int | Decimal | str) -> str:
-    """Format an amount the Indonesian way: ``Rp 85.000``."""
-    try:
-        amount = int(Decimal(str(value)))
-    except (ArithmeticError, ValueError):
-        return str(value)
-    return "Rp " + f"{amount:,}".replace(",", ".")
+register.filter("rupiah", rupiah)

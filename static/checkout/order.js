@@ -1,5 +1,11 @@
 /* The waiting page, kept live: a websocket to /ws/orders/<number>/ and, as the
- * fallback, the "Check payment status" button (see docs in issue 4).
+ * fallback, the "Check payment status" button.
+ *
+ * The server decides what to show: each message carries the view `state`
+ * (which panel) and the payment method's `details` (VA number, codes, amount,
+ * expiry), and every word is already in the page, in the customer's language
+ * (the panels' data-label, the root's data-msg-* attributes). This script
+ * only swaps them in; it has no status mapping and no text of its own.
  *
  * - Shows only changes newer than the version on screen (data-version).
  * - Reconnects with exponential backoff and full jitter; every (re)connect
@@ -34,6 +40,12 @@
   var label = box.querySelector(".status-label");
   var note = document.getElementById("status-note");
   var panels = root.querySelectorAll(".state-panel");
+  var payDetails = document.getElementById("pay-details");
+  var expiry = document.getElementById("expiry");
+  var countdownWrap = document.getElementById("countdown-wrap");
+  var countdown = document.getElementById("countdown");
+  var expiredNote = document.getElementById("expired-note");
+  var copyNote = document.getElementById("copy-note");
 
   var BACKOFF_BASE_MS = 1000;
   var BACKOFF_CAP_MS = 15000;
@@ -63,12 +75,8 @@
     return parseInt(box.getAttribute("data-version"), 10) || 0;
   }
 
-  // Mirrors realtime/templatetags/live_status.py's view_state.
-  function viewState(paymentStatus, orderStatus) {
-    if (orderStatus === "processing") return "paid";
-    if (orderStatus === "expired" || orderStatus === "cancelled" || orderStatus === "refunded") return orderStatus;
-    if (paymentStatus === "challenge" || paymentStatus === "failed") return paymentStatus;
-    return "pending";
+  function message(name) {
+    return root.getAttribute("data-msg-" + name) || "";
   }
 
   /* Show a status if it is newer than the one on screen; return whether it was. */
@@ -78,25 +86,108 @@
     box.setAttribute("data-payment-status", data.payment_status);
     box.setAttribute("data-order-status", data.order_status);
     box.setAttribute("data-version", String(data.version));
-    render();
+    if (typeof data.state === "string") showState(data.state);
+    if (data.details && typeof data.details === "object") showDetails(data.details);
+    updateButton();
     return true;
   }
 
-  function render() {
-    var state = viewState(box.getAttribute("data-payment-status"), box.getAttribute("data-order-status"));
+  /* The panel the server named, with its label in the status box. */
+  function showState(state) {
+    var known = false;
+    for (var i = 0; i < panels.length; i++) known = known || panels[i].getAttribute("data-state") === state;
+    if (!known) return;
     box.setAttribute("data-state", state);
-    for (var i = 0; i < panels.length; i++) {
-      var panel = panels[i];
+    for (var j = 0; j < panels.length; j++) {
+      var panel = panels[j];
       var current = panel.getAttribute("data-state") === state;
       panel.hidden = !current;
-      if (current && label) label.textContent = panel.getAttribute("data-label") || state;
+      if (current && label) label.textContent = panel.getAttribute("data-label") || "";
     }
-    updateButton();
   }
 
-  function say(message) {
-    if (note) note.textContent = message || "";
+  /* The method's block (the stylesheet shows the one named by data-method) and its values. */
+  function showDetails(details) {
+    if (!payDetails) return;
+    payDetails.setAttribute("data-method", typeof details.method === "string" ? details.method : "");
+    var fields = payDetails.querySelectorAll("[data-field]");
+    for (var i = 0; i < fields.length; i++) {
+      var value = details[fields[i].getAttribute("data-field")];
+      if (typeof value === "string") fields[i].textContent = value;
+    }
+    if (expiry && typeof details.expires_at === "string" && details.expires_at) {
+      expiry.setAttribute("data-expires-at", details.expires_at);
+      tickCountdown();
+    }
   }
+
+  function say(text) {
+    if (note) note.textContent = text || "";
+  }
+
+  // --- the countdown to the payment's expiry ---------------------------------------
+  var expiredSaid = false;
+
+  function pad(n) {
+    return n < 10 ? "0" + n : String(n);
+  }
+
+  /* H:MM:SS left, from the device's clock; once it reaches zero the page says the time is up
+   * at once, before the server's expiry (cleanup, reconcile) reaches it. */
+  function tickCountdown() {
+    if (!expiry || !countdown) return;
+    var end = Date.parse(expiry.getAttribute("data-expires-at"));
+    if (!isFinite(end)) return;
+    var open = box.getAttribute("data-order-status") === "pending";
+    var left = Math.max(0, Math.floor((end - Date.now()) / 1000));
+    countdown.textContent = Math.floor(left / 3600) + ":" + pad(Math.floor(left / 60) % 60) + ":" + pad(left % 60);
+    if (countdownWrap) countdownWrap.hidden = left <= 0;
+    var passed = left <= 0 && open;
+    root.setAttribute("data-expired", passed ? "true" : "false");
+    if (expiredNote) {
+      expiredNote.hidden = !passed;
+      if (passed) expiredNote.textContent = message("expired");
+    }
+    if (passed && !expiredSaid) {
+      expiredSaid = true;
+      say(message("expired"));
+    }
+  }
+
+  // --- the copy buttons -------------------------------------------------------------
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "offscreen";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (err) { ok = false; }
+      document.body.removeChild(area);
+      if (ok) resolve(); else reject(new Error("copy refused"));
+    });
+  }
+
+  root.addEventListener("click", function (event) {
+    var target = event.target;
+    var button = target && target.closest ? target.closest("button[data-copy]") : null;
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) return;
+    copyText(source.textContent.trim()).then(
+      function () {
+        button.setAttribute("data-copied", "true");
+        if (copyNote) copyNote.textContent = message("copied");
+        setTimeout(function () { button.removeAttribute("data-copied"); }, 2000);
+      },
+      function () {
+        if (copyNote) copyNote.textContent = message("copy-failed");
+      }
+    );
+  });
 
   function setLive(value) {
     root.setAttribute("data-live", value ? "true" : "false");
@@ -321,7 +412,7 @@
     if (refreshing) return;
     refreshing = true;
     updateButton();
-    say("Checking with the payment gateway\u2026");
+    say(message("checking"));
     var csrf = form.querySelector("input[name=csrfmiddlewaretoken]");
     fetch(form.action, {
       method: "POST",
@@ -338,14 +429,11 @@
       })
       .then(function (result) {
         apply(result.data);
-        var message = result.data.error || result.data.message;
-        if (!message) {
-          message = result.status === 200 ? "Checked just now." : "Could not check right now (HTTP " + result.status + "). Try again shortly.";
-        }
-        say(message);
+        var text = result.data.error || result.data.message;
+        say(text || message(result.status === 200 ? "checked" : "check-failed"));
       })
       .catch(function () {
-        say("Could not reach the shop. Check your connection and try again.");
+        say(message("offline"));
       })
       .then(function () {
         refreshing = false;
@@ -356,7 +444,11 @@
 
   // --- start ------------------------------------------------------------------------
   updateButton(); // hidden until the fallback applies (visible without JavaScript)
-  window.setInterval(updateButton, TICK_MS);
+  tickCountdown();
+  window.setInterval(function () {
+    updateButton();
+    tickCountdown();
+  }, TICK_MS);
   if (document.visibilityState === "hidden") paused = true;
   else connect();
 })();

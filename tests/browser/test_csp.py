@@ -37,6 +37,8 @@ def shop(stack, transactional_db, products):
 def test_the_shop_and_its_checkout_redirect_pass_the_policy(shop, watched):
     response = watched.goto(f"{shop.web_url}/")
     assert "default-src 'self'" in response.headers["content-security-policy"]
+    watched.locator("#id_name").fill("Siti Rahayu")
+    watched.locator("#id_email").fill("siti@example.com")
     watched.locator('button[data-sku="kopi-gayo"]').click()
     # form-action also governs the redirect to the payment page (here, the simulator's).
     watched.wait_for_url(f"{shop.sim_url}/**")

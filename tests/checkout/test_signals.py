@@ -38,10 +38,11 @@ def test_fires_after_commit_not_inside_the_transaction(make_order, received) -> 
         settle(order)
         assert received == []
     assert len(received) == 1
-    assert received[0] | {"event_id": None} == {
+    assert received[0] | {"event_id": None, "details": None} == {
         "payment_id": order.payment.pk, "order_number": order.number, "order_status": "processing",
-        "payment_status": "success", "version": 2, "source": "webhook", "event_id": None,
+        "payment_status": "success", "version": 2, "source": "webhook", "event_id": None, "details": None,
     }
+    assert received[0]["details"]["amount"] == "Rp 85.000"  # what the waiting page shows travels with it
 
 
 @pytest.mark.django_db(transaction=True)

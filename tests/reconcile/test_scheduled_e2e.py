@@ -34,10 +34,10 @@ def test_lost_webhook_is_fixed_by_the_scheduled_reconcile_and_pushed_live(sim, p
             message = json.loads(socket.recv(timeout=WAIT_FOR_SCHEDULER))
         finally:
             worker.stop()
-    assert message == {
+    assert message.items() >= {  # plus the page's state and details
         "type": "payment.status", "order": order.number, "order_status": "processing",
         "payment_status": "success", "version": snapshot["version"] + 1, "source": "reconcile",
-    }
+    }.items()
     assert PaymentEvent.objects.filter(payment__order__number=order.number, source=EventSource.RECONCILE,
                                        outcome="applied").count() == 1
     # It was the schedule that ran: django-q2 moved it to its next run.
