@@ -1,4 +1,4 @@
-"""Prometheus metrics of the payment flow (served at /metrics by django-prometheus)."""
+"""Prometheus metrics of the payment flow (served at /metrics with every process's, project/metrics.py)."""
 
 from prometheus_client import Counter, Histogram
 
@@ -16,3 +16,10 @@ refreshes = Counter("paywatch_refreshes_total", "Manual refresh requests, by res
 paid_after_close = Counter(
     "paywatch_paid_after_close_total", "Settlements seen for orders already expired or cancelled (need a person)"
 )
+
+# Series the alert rules (deploy/prometheus-alerts.yml) take rates of exist from
+# the start at 0: increase() cannot see the first step of a series born at 1.
+for _status in ("200", "403"):
+    webhooks.labels(status=_status)
+for _result in ("sent", "error", "timeout", "dropped"):
+    broadcasts.labels(result=_result)

@@ -11,6 +11,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from checkout import selectors
 from realtime import presence
 from realtime.groups import order_group
+from reconcile import watched
 
 logger = logging.getLogger("paywatch.realtime")
 
@@ -38,6 +39,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
     number: str | None = None
     joined: bool = False
     version: int = 0
+    watcher: Any = None  # the watched fast lane's task while this page is open
 
     async def connect(self) -> None:
         number = self.scope["url_route"]["kwargs"]["number"]
@@ -64,12 +66,14 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         if snapshot is not None:
             await self.payment_status({"type": "payment.status", **snapshot, "source": "snapshot"})
+        self.watcher = watched.start(number)
 
     async def _refuse(self, code: int) -> None:
         await self.accept()
         await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
+        await watched.stop(self.watcher)
         if self.group is None:
             return
         await presence.leave(self.group, self.channel_name)

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET
 
 from checkout import selectors
 from realtime.groups import order_group
+from reconcile import watched
 
 logger = logging.getLogger("paywatch.realtime")
 
@@ -65,6 +66,7 @@ async def _stream(number: str, after: int) -> AsyncIterator[str]:
     interval = float(settings.WEBSOCKET_HEARTBEAT_SECONDS)
     sent = after
     loop = asyncio.get_running_loop()
+    watcher = watched.start(number)  # the watched fast lane, for as long as this stream is open
     try:
         # Also sends the headers at once: EventSource reports the stream open only then.
         yield f"retry: {random.randint(*RETRY_MS)}\n\n"
@@ -89,6 +91,7 @@ async def _stream(number: str, after: int) -> AsyncIterator[str]:
             await subscription.open()  # again, if Redis was unreachable: the read below covers the gap
             current = await _status_newer_than(number, sent)
     finally:
+        await watched.stop(watcher)
         await subscription.close()
 
 

@@ -8,3 +8,5 @@ circuit_trips = Counter("paywatch_reconcile_circuit_trips_total", "Runs that sto
 reapplied = Counter("paywatch_reconcile_reapplied_total", "Stored notifications re-applied, by outcome", ["outcome"])
 cleanups = Counter("paywatch_cleanup_payments_total", "Overdue payments handled by the cleanup, by result",
                    ["result"])
+watched_checks = Counter("paywatch_watched_checks_total",
+                         "Fast-lane checks of payments watched by an open page, by result", ["result"])

@@ -3,6 +3,7 @@
 import re
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ class Stack:
         self.simulator = start_simulator(workdir, notify_url=self.notify_url, server_key=SERVER_KEY)
         self.sim_url = self.simulator.url
         self.control = SimulatorControl(self.sim_url)
+        # One scrape of any web process shows every process's metrics, as in production
+        # (project/metrics.py); a directory of its own, so it starts empty.
+        self.metrics_dir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=workdir))
         self.env = {
             "DJANGO_SETTINGS_MODULE": "project.settings",
             # DEBUG is off as in production, so the values must pass project/checks.py.
@@ -44,6 +48,7 @@ class Stack:
             "PAYMENT_FALLBACK_SECONDS": "3",
             "REFRESH_MIN_INTERVAL_SECONDS": "2",
             "PYTHONPATH": str(ROOT),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             **settings,
         }
         self.web: ServerProcess | None = None
