@@ -1,4 +1,4 @@
-"""Let daphne send close code 1013 (try again later), which the SPEC promises while Redis is down.
+"""Let daphne send close code 1013 (try again later), which the page is promised while Redis is down.
 
 Daphne closes a socket through autobahn's ``sendClose``, which accepts only
 1000 and 3000-4999 from a server and raises on anything else; daphne then

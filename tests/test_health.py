@@ -14,7 +14,7 @@ from project.qbroker import heartbeat_key
 from tests.support.servers import ServerProcess, start_redis
 from tests.webprocess import start_daphne
 
-CLIENT_TIMEOUT = 5.0  # the failure signal: the SPEC promises an answer within 3 s
+CLIENT_TIMEOUT = 5.0  # the failure signal: /healthz must answer within 3 s whatever hangs
 PROBES = 10
 
 

@@ -85,7 +85,7 @@ def test_a_nul_or_surrogate_in_the_order_number_is_a_404_not_a_database_error(cl
     assert response.status_code == 404
 
 
-# --- language, money and what to pay (issue 12) -----------------------------------------------
+# --- language, money and what to pay -----------------------------------------------
 
 
 def _waiting_page(client, order, language: str | None = None) -> str:

@@ -150,7 +150,7 @@ async def test_garbage_from_the_client_is_ignored(order, communicator):
     await comm.disconnect()
 
 
-# --- abuse: frames the page never sends (issue 8, item 6) -------------------------------
+# --- abuse: frames the page never sends -----------------------------------------------
 
 def _errors(caplog) -> list[str]:
     return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
@@ -173,7 +173,7 @@ async def test_binary_empty_and_deeply_nested_frames_are_ignored(order, communic
     assert _errors(caplog) == []
 
 
-# --- the cap on sockets per order (issue 8, item 6) ---------------------------------------
+# --- the cap on sockets per order -------------------------------------------------------
 
 async def _closed_with(comm) -> int | None:
     await comm.connect(timeout=WAIT)
