@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from simulator import charge as core_charge
 from simulator import engine
 from simulator.notifier import Notifier
 from simulator.payloads import now, status_code_for, transaction_body
@@ -17,6 +19,8 @@ from simulator.store import DuplicateOrder, Store, Transaction
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9\-_~.]+$")
 EXPIRY_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 DEFAULT_EXPIRY = timedelta(hours=24)
+MAX_NOTIFICATION_URLS = 3  # per header, as Midtrans documents
+INVALID_JSON = object()  # a request body that is not JSON (a missing or ``null`` body is None)
 
 
 class SnapError(Exception):
@@ -29,11 +33,11 @@ class SnapError(Exception):
 
 
 class UnknownOrder(Exception):
-    """No transaction has this order_id."""
+    pass
 
 
 def parse_notify(mode: str | None) -> tuple[str, float]:
-    """Parse a notify mode: send|drop|duplicate|reorder|delay:<seconds>."""
+    """Parse a control-API notify mode: send|drop|duplicate|reorder|delay:<seconds>."""
     mode = (mode or "send").strip().lower()
     if mode.startswith("delay:"):
         try:
@@ -49,25 +53,41 @@ def parse_notify(mode: str | None) -> tuple[str, float]:
 
 
 def _amount(value: Any) -> int | None:
-    """Return an integral amount (int, integral float or digit string), else None."""
+    """Return an integral amount (int, integral float or digit string; negative allowed), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\d+(\.0+)?", value.strip()):
+    if isinstance(value, str) and re.fullmatch(r"-?\d+(\.0+)?", value.strip()):
         return int(float(value))
     return None
 
 
-def validate_snap(body: Any) -> tuple[str, int]:
-    """Validate a Snap request like Midtrans; return (order_id, gross_amount)."""
-    if not isinstance(body, dict):
-        raise SnapError(400, ["Request body is not valid JSON"])
-    details = body.get("transaction_details")
+def parse_notification_urls(value: str | None) -> list[str]:
+    """Split an X-Override-Notification / X-Append-Notification value: comma-separated http(s) URLs, at most 3.
+
+    URLs past the third, and values that are not http(s) URLs, are dropped
+    (Midtrans documents the limit, not what it does beyond it).
+    """
+    urls = [u.strip() for u in (value or "").split(",")]
+    return [u for u in urls if u.startswith(("http://", "https://"))][:MAX_NOTIFICATION_URLS]
+
+
+def details_errors(body: Any, min_amount: str = "0.01") -> tuple[str, int, list[str]]:
+    """Check transaction_details and item_details as Midtrans does; return (order_id, gross_amount, messages).
+
+    A missing or null body, or one without transaction_details, gets only
+    "transaction_details is required": Midtrans names what is required, not
+    a JSON parse error. Zero and negative amounts get Midtrans's
+    "must be greater than or equal to <min_amount>".
+    """
+    if body is INVALID_JSON:
+        return "", 0, ["Request body is not valid JSON"]
+    details = body.get("transaction_details") if isinstance(body, dict) else None
     if not isinstance(details, dict):
-        raise SnapError(400, ["transaction_details is required"])
+        return "", 0, ["transaction_details is required"]
     errors: list[str] = []
     order_id = details.get("order_id")
     if order_id in (None, ""):
@@ -84,7 +104,7 @@ def validate_snap(body: Any) -> tuple[str, int]:
     elif gross is None:
         errors.append("transaction_details.gross_amount must be an integer")
     elif gross <= 0:
-        errors.append("transaction_details.gross_amount must be greater than 0")
+        errors.append(f"transaction_details.gross_amount must be greater than or equal to {min_amount}")
     items = body.get("item_details")
     if items is not None:
         if not isinstance(items, list):
@@ -100,13 +120,19 @@ def validate_snap(body: Any) -> tuple[str, int]:
                     total += price * qty
             if gross is not None and not errors and total != gross:
                 errors.append("transaction_details.gross_amount is not equal to the sum of item_details")
+    return str(order_id or ""), int(gross or 0), errors
+
+
+def validate_snap(body: Any) -> tuple[str, int]:
+    """Validate a Snap request like Midtrans; return (order_id, gross_amount) or raise SnapError(400)."""
+    order_id, gross, errors = details_errors(body)
     if errors:
         raise SnapError(400, errors)
-    return str(order_id), int(gross or 0)
+    return order_id, gross
 
 
 def _expiry_deadline(expiry: Any, created: datetime) -> datetime:
-    """Return when the Snap transaction expires, from Snap's ``expiry`` object."""
+    """Return when the Snap transaction expires, from Snap's ``expiry`` object (SnapError when it is malformed)."""
     if not isinstance(expiry, dict):
         return created + DEFAULT_EXPIRY
     start = created
@@ -140,7 +166,7 @@ def finish_redirect(tx: Transaction) -> str | None:
 
 
 class Simulator:
-    """Owns the store, the notifier and the expiry sweeper."""
+    """The store, the notifier and the expiry sweeper, and every move that combines them."""
 
     def __init__(self, *, server_key: str, notify_url: str, retry_scale: float = 1.0,
                  state_file: str | None = None, public_url: str | None = None,
@@ -154,8 +180,15 @@ class Simulator:
         self.notifier = Notifier(self.store, notify_url, retry_scale, self.stop)
 
     # -- creation -----------------------------------------------------------------
-    def create_transaction(self, body: Any, base_url: str) -> Transaction:
-        """Validate a Snap request and store the new transaction."""
+    def create_transaction(self, body: Any, base_url: str, *, override: list[str] | None = None,
+                           append: list[str] | None = None) -> Transaction:
+        """Validate a Snap request and store its transaction.
+
+        An order_id with no payment attempt yet gets a new token (the newest
+        request's details apply); once a payment was attempted it is refused
+        with Midtrans's 400 "transaction_details.order_id has already been taken".
+        ``override``/``append`` are the request's notification URL headers.
+        """
         order_id, gross = validate_snap(body)
         created = now()
         expires = _expiry_deadline(body.get("expiry"), created)
@@ -171,18 +204,65 @@ class Simulator:
             item_details=body.get("item_details") or [],
             enabled_payments=[str(p) for p in body.get("enabled_payments") or []],
             expiry=body.get("expiry") if isinstance(body.get("expiry"), dict) else None,
+            notify_override=list(override or []), notify_append=[] if override else list(append or []),
         )
         try:
             self.store.create(tx)
         except DuplicateOrder:
-            raise SnapError(406, ["transaction_details.order_id has already been taken"]) from None
+            raise SnapError(400, ["transaction_details.order_id has already been taken"]) from None
         return tx
 
+    def charge(self, body: Any, base_url: str, *, override: list[str] | None = None,
+               append: list[str] | None = None) -> dict[str, Any]:
+        """Run a Core API charge and return Midtrans's answer; raise charge.ChargeError when it refuses.
+
+        The transaction is created and moved (pending, or for a card captured,
+        challenged or denied) in one step under the store lock, so no other
+        request sees it without its payment; its notification goes out as for
+        any move.
+        """
+        payment_type = body.get("payment_type") if isinstance(body, dict) else None
+        order_id, gross, errors = details_errors(
+            body, "1" if payment_type in ("bank_transfer", "echannel") else "0.01")
+        if body is INVALID_JSON or not isinstance(body, dict):
+            raise core_charge.invalid(*errors)
+        request = core_charge.validate_charge(body, errors, order_id, gross)
+        created = now()
+        token = str(uuid.uuid4())
+        base = self.public_url or base_url.rstrip("/")
+        tx = Transaction(
+            order_id=order_id, gross_amount=gross, token=token, redirect_url=f"{base}/snap/v2/vtweb/{token}",
+            created_at=created.isoformat(), expires_at=((request.start or created) + request.expires_in).isoformat(),
+            customer_details=request.customer_details, item_details=request.item_details, channel="core",
+            notify_override=list(override or []), notify_append=[] if override else list(append or []),
+        )
+        with self.store.lock:
+            try:
+                self.store.create(tx)
+            except DuplicateOrder:
+                raise core_charge.taken() from None
+            outcome = request.card_outcome
+            if request.payment_type != "credit_card":
+                action, params = "pending", {"payment_type": request.payment_type, "bank": request.bank}
+            elif request.authentication:
+                action, params = "pending", {"payment_type": "credit_card"}
+            else:
+                action = {"accept": "settle", "challenge": "challenge"}.get(outcome, "deny")
+                params = {"payment_type": "credit_card"}
+            engine.apply(tx, action, **params)
+            if tx.payment_type == "credit_card":
+                tx.method["masked_card"] = request.card
+                if outcome == "deny_fds" and tx.status == "deny":
+                    tx.fraud_status = "deny"
+            dispatch = self._record(tx, action, "core_api", "send")
+            answer = core_charge.charge_answer(tx, self.status_body(tx), base, outcome)
+        self._dispatch(tx, *dispatch)
+        return answer
     # -- moves --------------------------------------------------------------------
     def act(self, order_id: str, action: str, *, notify: str | None = "send", strict: bool = False,
             source: str = "control", **params: Any) -> tuple[Transaction, dict[str, Any] | None]:
         """Apply a move, record its payload and send it as the notify mode says."""
-        mode, delay = parse_notify(notify)
+        parse_notify(notify)  # refuse a bad mode before anything moves
         with self.store.lock:
             tx = self.store.get(order_id)
             if tx is None:
@@ -198,17 +278,32 @@ class Simulator:
                                    "transaction_status": None, "notify": "none"})
                 self.store.save()
                 return tx, refund
-            payload = transaction_body(tx, self.server_key, self.merchant_id, fee=self.fee())
-            previous = tx.payloads[-1] if tx.payloads else None
-            tx.payloads.append(payload)
-            enabled = bool(self.store.config.get("notifications", True))
-            tx.history.append({"at": now().isoformat(), "action": action, "source": source,
-                               "transaction_status": tx.status, "fraud_status": tx.fraud_status,
-                               "notify": (notify or "send") if enabled else "off"})
-            self.store.save()
-        if enabled:
-            self.notifier.dispatch(tx.order_id, self._plan(mode, payload, previous), delay)
+            dispatch = self._record(tx, action, source, notify)
+        self._dispatch(tx, *dispatch)
         return tx, refund
+
+    def _record(self, tx: Transaction, action: str, source: str,
+                notify: str | None) -> tuple[list[dict[str, Any]], float]:
+        """Store a move's payload and history line (under the lock); return what to deliver and after what delay."""
+        mode, delay = parse_notify(notify)
+        payload = transaction_body(tx, self.server_key, self.merchant_id, fee=self.fee())
+        previous = tx.payloads[-1] if tx.payloads else None
+        tx.payloads.append(payload)
+        enabled = bool(self.store.config.get("notifications", True))
+        tx.history.append({"at": now().isoformat(), "action": action, "source": source,
+                           "transaction_status": tx.status, "fraud_status": tx.fraud_status,
+                           "notify": (notify or "send") if enabled else "off"})
+        self.store.save()
+        return (self._plan(mode, payload, previous) if enabled else []), delay
+
+    def _dispatch(self, tx: Transaction, payloads: list[dict[str, Any]], delay: float) -> None:
+        self.notifier.dispatch(tx.order_id, payloads, delay, urls=self.notification_urls(tx))
+
+    def notification_urls(self, tx: Transaction) -> list[str]:
+        """Where this transaction's notifications go: the override, or the configured URL plus the appended."""
+        if tx.notify_override:
+            return list(tx.notify_override)
+        return [self.notify_url, *tx.notify_append]
 
     @staticmethod
     def _plan(mode: str, payload: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -223,8 +318,22 @@ class Simulator:
 
     # -- views of a transaction ---------------------------------------------------------
     def status_body(self, tx: Transaction) -> dict[str, Any]:
-        """Return the Core API GET status body."""
+        """Return the Core API GET status body (of the newest payment under the order_id)."""
         return transaction_body(tx, self.server_key, self.merchant_id, "Success, transaction is found", fee=self.fee())
+
+    def b2b_body(self, tx: Transaction, page: int = 0, per_page: int | None = None) -> dict[str, Any]:
+        """Return GET status/b2b: every payment under the order_id, newest first, paged like Midtrans."""
+        bodies = [self.status_body(tx)]
+        for earlier in reversed(tx.earlier_payments):
+            past = replace(tx, transaction_id=earlier["transaction_id"], transaction_time=earlier["transaction_time"],
+                           settlement_time=earlier["settlement_time"], status=earlier["status"],
+                           fraud_status=earlier["fraud_status"], payment_type=earlier["payment_type"],
+                           method=earlier["method"], refunds=earlier["refunds"])
+            bodies.append(self.status_body(past))
+        if per_page:
+            bodies = bodies[page * per_page:(page + 1) * per_page]
+        return {"status_code": "200", "status_message": "Success, transactions are retrieved",
+                "transactions": bodies}
 
     def fee(self) -> int:
         """Return the buyer fee the config imposes (0: none)."""
@@ -234,6 +343,11 @@ class Simulator:
         """Return the control API's JSON view of a transaction."""
         with self.store.lock:
             data = tx.to_dict()
+            data["transactions"] = [
+                {"transaction_id": t["transaction_id"], "transaction_status": t["transaction_status"],
+                 "settlement_time": t.get("settlement_time")}
+                for t in self.b2b_body(tx)["transactions"]] if tx.status else []
+        data["notification_urls"] = self.notification_urls(tx)
         data.pop("payloads")
         data["status_code"] = status_code_for(tx.status, tx.fraud_status) if tx.status else None
         data["finish_redirect_url"] = finish_redirect(tx)
@@ -251,7 +365,7 @@ class Simulator:
 
     # -- expiry ---------------------------------------------------------------------
     def sweep(self) -> int:
-        """Expire pending transactions past their deadline; return how many moved."""
+        """Expire pending transactions past their deadline (a Snap page without a method silently); return how many."""
         moved = 0
         current = now()
         for tx in self.store.all():
@@ -266,7 +380,6 @@ class Simulator:
         return moved
 
     def start_sweeper(self, interval: float = 1.0) -> threading.Thread:
-        """Run ``sweep`` every interval seconds until stopped."""
         def loop() -> None:
             while not self.stop.wait(interval):
                 self.sweep()

@@ -21,7 +21,7 @@ CLIENT_COMMANDS = (*ACTIONS, "status", "config")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to client mode (first word is an action) or server mode."""
+    """Run a client command when the first word is one (``settle``, ``status``...), else the server."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in CLIENT_COMMANDS:
         return client_main(argv)
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- server ---------------------------------------------------------------------------
 def server_main(argv: list[str]) -> int:
-    """Run the simulator until SIGINT/SIGTERM."""
+    """Run the simulator until SIGINT/SIGTERM; exit 0 after saving the state file."""
     parser = argparse.ArgumentParser(prog="python -m simulator", description="Local Midtrans simulator.",
                                      epilog=f"Client commands: {', '.join(CLIENT_COMMANDS)} (see <command> --help)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -77,7 +77,10 @@ def server_main(argv: list[str]) -> int:
 
 # -- client ---------------------------------------------------------------------------
 def client_main(argv: list[str]) -> int:
-    """Run one client command against a running simulator and print its JSON."""
+    """Run one client command against a running simulator and print its JSON.
+
+    Exit 1 for an unknown order or a refused move, 2 when the simulator is not reachable.
+    """
     parser = argparse.ArgumentParser(prog="python -m simulator", description="Drive a running simulator.")
     sub = parser.add_subparsers(dest="command", required=True)
     for action in ACTIONS:
@@ -87,6 +90,9 @@ def client_main(argv: list[str]) -> int:
         if action in ("pending", "settle"):
             p.add_argument("--payment-type", help="bank_transfer|permata|echannel|cstore|qris|gopay|credit_card")
             p.add_argument("--bank", help="bca|bni|bri|permata (bank_transfer)")
+        if action == "settle":
+            p.add_argument("--again", action="store_true",
+                           help="pay an already paid VA again: another transaction under the order id (status/b2b)")
         if action == "refund":
             p.add_argument("--amount", type=int, help="partial amount (default: the rest)")
             p.add_argument("--reason", default="")
@@ -116,6 +122,8 @@ def client_main(argv: list[str]) -> int:
             response = requests.get(f"{base}/sim/orders/{quote(args.order_id, safe='')}", timeout=10)
         else:
             params = {"notify": args.notify}
+            if getattr(args, "again", False):
+                params["again"] = "1"
             for name in ("payment_type", "bank", "amount", "reason"):
                 value = getattr(args, name, None)
                 if value not in (None, ""):

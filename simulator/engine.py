@@ -34,11 +34,11 @@ class NotFound(Exception):
 
 
 class BadRequest(Exception):
-    """The parameters of a move are invalid."""
+    pass
 
 
 def resolve_method(payment_type: str | None, bank: str | None = None) -> tuple[str, str | None]:
-    """Normalise a control-API/page method choice to (payment_type, bank/store)."""
+    """Normalise a control-API/page method choice (a Snap name or a payment_type) to (payment_type, bank/store)."""
     payment_type = (payment_type or "bank_transfer").lower()
     if payment_type in METHODS:
         _, ptype, extra = METHODS[payment_type]
@@ -58,13 +58,12 @@ def resolve_method(payment_type: str | None, bank: str | None = None) -> tuple[s
 
 
 def _digits(seed: str, length: int) -> str:
-    """Return a deterministic string of digits derived from seed."""
+    # Deterministic, so a VA number is the same after a restart with --state-file.
     number = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
     return str(number)[:length].rjust(length, "0")
 
 
 def _method_details(tx: Transaction, payment_type: str, extra: str | None) -> dict[str, Any]:
-    """Return the VA number, bill key, payment code or card data for a new attempt."""
     seed = f"{tx.order_id}:{payment_type}:{extra}"
     if payment_type == "bank_transfer":
         prefix = {"bca": "12345", "bni": "9880", "bri": "8888", "permata": "8562"}[extra or "bca"]
@@ -85,6 +84,9 @@ def choose_method(tx: Transaction, payment_type: str | None, bank: str | None = 
     if tx.status not in (None, "pending", "deny"):
         raise NotAllowed(f"cannot choose a payment method in status {tx.status}")
     ptype, extra = resolve_method(payment_type, bank)
+    if tx.channel == "core" and tx.payment_type is not None and (
+            ptype != tx.payment_type or (ptype == "bank_transfer" and extra != tx.method.get("bank"))):
+        raise NotAllowed(f"a Core API charge keeps its payment method ({tx.payment_type})")
     tx.payment_type = ptype
     tx.method = _method_details(tx, ptype, extra)
     tx.transaction_id = str(uuid.uuid4())
@@ -95,7 +97,6 @@ def choose_method(tx: Transaction, payment_type: str | None, bank: str | None = 
 
 
 def _card_result(tx: Transaction, status: str, fraud: str, approved: bool) -> None:
-    """Set a card attempt's outcome."""
     tx.status = status
     tx.fraud_status = fraud
     if approved:
@@ -109,25 +110,27 @@ def _card_result(tx: Transaction, status: str, fraud: str, approved: bool) -> No
 
 
 def _ensure_card_attempt(tx: Transaction) -> None:
-    """Make the transaction a pending card attempt unless it already is one."""
     if tx.payment_type != "credit_card" or tx.status != "pending":
         choose_method(tx, "credit_card")
 
 
 def apply(tx: Transaction, action: str, *, strict: bool = False, payment_type: str | None = None,
           bank: str | None = None, amount: int | None = None, reason: str = "",
-          refund_key: str = "") -> dict[str, Any] | None:
+          refund_key: str = "", again: bool = False) -> dict[str, Any] | None:
     """Apply one move; raise NotAllowed/NotFound/BadRequest; return refund data for refunds.
 
     ``strict`` applies the Core API's stricter rules (a transaction without a
     payment method does not exist; deny only acts on a challenged card);
     the control API and payment page may do more (reversals, card attempts).
+    ``again`` (settle) records another payment into a paid VA (see ``pay_again``).
     """
     if strict and tx.status is None:
         raise NotFound(tx.order_id)
     status, card = tx.status, tx.payment_type == "credit_card"
     if action == "pending":
         choose_method(tx, payment_type, bank)
+    elif action == "settle" and again:
+        pay_again(tx)
     elif action == "settle":
         if status is None:
             if payment_type:
@@ -186,6 +189,28 @@ def apply(tx: Transaction, action: str, *, strict: bool = False, payment_type: s
     else:
         raise BadRequest(f"unknown action {action!r}")
     return None
+
+
+def pay_again(tx: Transaction) -> None:
+    """Record another payment into an already paid VA or Mandiri bill: a new transaction under the same order_id.
+
+    Midtrans gives each payment into a VA its own transaction_id; GET status
+    answers the newest, GET status/b2b lists them all. The earlier payment
+    (with its refunds) is kept in ``earlier_payments``.
+    """
+    if tx.payment_type not in ("bank_transfer", "echannel"):
+        raise NotAllowed(f"only a VA or Mandiri bill can be paid again (payment_type {tx.payment_type})")
+    if tx.status not in ("settlement", "partial_refund", "refund"):
+        raise NotAllowed(f"only a paid VA can be paid again (status {tx.status})")
+    tx.earlier_payments.append({
+        "transaction_id": tx.transaction_id, "transaction_time": tx.transaction_time,
+        "settlement_time": tx.settlement_time, "status": tx.status, "fraud_status": tx.fraud_status,
+        "payment_type": tx.payment_type, "method": dict(tx.method), "refunds": list(tx.refunds),
+    })
+    tx.transaction_id = str(uuid.uuid4())
+    tx.transaction_time = tx.settlement_time = now().isoformat()
+    tx.status = "settlement"
+    tx.refunds = []
 
 
 def _refund(tx: Transaction, amount: int | None, reason: str, refund_key: str) -> dict[str, Any]:

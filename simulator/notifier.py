@@ -27,7 +27,7 @@ def max_retries(http_status: int | None) -> int:
 
 
 class Notifier:
-    """Send notification payloads to one URL, each delivery in its own thread."""
+    """Send notification payloads, each delivery to each URL in its own thread with its own retries."""
 
     def __init__(self, store: Store, url: str, retry_scale: float, stop: threading.Event,
                  log: Callable[[str], None] | None = None) -> None:
@@ -38,23 +38,28 @@ class Notifier:
         self.stop = stop
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
 
-    def dispatch(self, order_id: str, payloads: list[dict[str, Any]], delay: float = 0.0) -> None:
-        """Deliver payloads one after another (after delay seconds) in a background thread."""
+    def dispatch(self, order_id: str, payloads: list[dict[str, Any]], delay: float = 0.0,
+                 urls: list[str] | None = None) -> None:
+        """Deliver payloads in order (after delay seconds) to each URL (default: the configured one).
+
+        Every URL gets its own chain, as Midtrans treats each URL of
+        X-Override-Notification / X-Append-Notification separately.
+        """
         if not payloads:
             return
         generation = self.store.generation
-        thread = threading.Thread(
-            target=self._run, args=(order_id, payloads, delay, generation),
-            name=f"notify-{order_id}", daemon=True,
-        )
-        thread.start()
+        for url in urls or [self.url]:
+            thread = threading.Thread(
+                target=self._run, args=(order_id, payloads, delay, generation, url),
+                name=f"notify-{order_id}", daemon=True,
+            )
+            thread.start()
 
-    def _run(self, order_id: str, payloads: list[dict[str, Any]], delay: float, generation: int) -> None:
-        """Deliver each payload in order, honouring the delay and stop/reset."""
+    def _run(self, order_id: str, payloads: list[dict[str, Any]], delay: float, generation: int, url: str) -> None:
         if delay and self.stop.wait(delay):
             return
         for payload in payloads:
-            if not self._deliver(order_id, payload, generation):
+            if not self._deliver(order_id, payload, generation, url):
                 return
 
     def _next_delivery_id(self, order_id: str) -> int:
@@ -66,13 +71,13 @@ class Notifier:
             tx.deliveries += 1
             return tx.deliveries
 
-    def _deliver(self, order_id: str, payload: dict[str, Any], generation: int) -> bool:
-        """Deliver one payload with retries; return False when delivery should stop."""
+    def _deliver(self, order_id: str, payload: dict[str, Any], generation: int, url: str) -> bool:
+        """Deliver one payload with retries; return False when delivery should stop (shutdown, reset)."""
         delivery = self._next_delivery_id(order_id)
         attempt = 0
         while True:
             attempt += 1
-            record = self._attempt(payload)
+            record = self._attempt(payload, url)
             retries = max_retries(record["http_status"])
             record.update(delivery=delivery, attempt=attempt)
             again = not record["delivered"] and attempt - 1 < retries
@@ -87,11 +92,10 @@ class Notifier:
             if self.stop.wait(wait) or self.store.generation != generation:
                 return False
 
-    def _attempt(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def _attempt(self, payload: dict[str, Any], url: str) -> dict[str, Any]:
         """POST once (following 307/308 like Midtrans) and describe the outcome."""
-        url = self.url
         record: dict[str, Any] = {
-            "at": now().isoformat(), "url": url, "http_status": None, "error": None,
+            "at": now().isoformat(), "url": url, "requested_url": url, "http_status": None, "error": None,
             "response_body": "", "delivered": False,
             "transaction_status": payload.get("transaction_status"),
             "status_code": payload.get("status_code"), "payload": payload,

@@ -35,7 +35,6 @@ pre{white-space:pre-wrap;word-break:break-all;font-size:.75rem;background:#f7f7f
 
 
 def _page(title: str, body: str, refresh: int | None = None, wide: bool = False) -> str:
-    """Wrap body in a complete, phone-friendly HTML document."""
     meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -52,7 +51,6 @@ def rupiah(amount: int) -> str:
 
 def _form(action: str, label: str, fields: dict[str, str] | None = None, cls: str = "",
           name: str = "") -> str:
-    """Return a one-button POST form."""
     hidden = "".join(
         f'<input type=hidden name="{escape(k)}" value="{escape(v)}">' for k, v in (fields or {}).items()
     )
@@ -62,7 +60,7 @@ def _form(action: str, label: str, fields: dict[str, str] | None = None, cls: st
 
 
 def _finish_link(tx: Transaction) -> str:
-    """Return the link back to the merchant (callbacks.finish with Snap's query)."""
+    """Return the link back to the merchant: callbacks.finish with Snap's query."""
     url = finish_redirect(tx)
     if not url:
         return '<p class=muted>No finish URL was given for this transaction.</p>'
@@ -70,7 +68,6 @@ def _finish_link(tx: Transaction) -> str:
 
 
 def _pending_details(tx: Transaction) -> str:
-    """Describe how to pay a pending transaction of its method."""
     m = tx.method
     if tx.payment_type == "bank_transfer":
         bank = (m.get("bank") or "").upper()
@@ -92,8 +89,14 @@ def _pending_details(tx: Transaction) -> str:
 
 
 def payment_page(tx: Transaction) -> str:
-    """Render the Snap payment page for the transaction's current state."""
+    """Render the payment page for the transaction's current state.
+
+    A Snap transaction lets the customer pick (and after a declined card,
+    re-pick) a method; a Core API charge has its method fixed, so its page
+    only completes that payment (a VA's *Pay now*, a card's 3-D Secure).
+    """
     base = f"/snap/v2/vtweb/{quote(tx.token)}"
+    core = tx.channel == "core"
     head = (f'<div class=card id="snap" data-order-id="{escape(tx.order_id)}" '
             f'data-status="{escape(tx.status or "")}"><div class=muted>Order</div>'
             f'<h1 id="order-id">{escape(tx.order_id)}</h1>'
@@ -110,7 +113,14 @@ def payment_page(tx: Transaction) -> str:
     elif status == "pending" and tx.payment_type != "credit_card":
         body = (f"<div class=card>{_pending_details(tx)}"
                 + _form(f"{base}/pay", "Pay now (simulate)", name="pay")
-                + f"{_finish_link(tx)}</div>" + _method_picker(tx, base, "Choose another method"))
+                + f"{_finish_link(tx)}</div>"
+                + ("" if core else _method_picker(tx, base, "Choose another method")))
+    elif core and status == "pending":
+        body = ('<div class=card id="method-credit_card"><h2>3-D Secure (simulated)</h2>'
+                f'<p class=muted>Card {escape(str(tx.method.get("masked_card", "")))}</p>'
+                + _card_buttons(base) + "</div>")
+    elif core:
+        body = '<div class=card><h2 id="result">Payment declined</h2></div>'
     else:
         notice = ""
         if status == "deny":
@@ -120,8 +130,14 @@ def payment_page(tx: Transaction) -> str:
     return _page(f"Pay {tx.order_id}", head + body)
 
 
+def _card_buttons(base: str) -> str:
+    return (_form(f"{base}/card", "Pay by card: accept", {"result": "accept"})
+            + _form(f"{base}/card", "Pay by card: challenge", {"result": "challenge"}, "alt")
+            + _form(f"{base}/card", "Pay by card: deny", {"result": "deny"}, "bad"))
+
+
 def _method_picker(tx: Transaction, base: str, title: str) -> str:
-    """Render the list of payment methods (and the card's simulated outcomes)."""
+    """Render the payment methods Snap's enabled_payments allow (all when it is empty)."""
     keys = [k for k in METHODS if not tx.enabled_payments or k in tx.enabled_payments] or list(METHODS)
     parts = [f"<div class=card><h2>{escape(title)}</h2>"]
     for key in keys:
@@ -129,10 +145,7 @@ def _method_picker(tx: Transaction, base: str, title: str) -> str:
         if key == "credit_card":
             parts.append('<div class=card id="method-credit_card"><h2>Credit/debit card</h2>'
                          '<p class=muted>Card 4811 1111 1111 1114 (simulated)</p>'
-                         + _form(f"{base}/card", "Pay by card: accept", {"result": "accept"})
-                         + _form(f"{base}/card", "Pay by card: challenge", {"result": "challenge"}, "alt")
-                         + _form(f"{base}/card", "Pay by card: deny", {"result": "deny"}, "bad")
-                         + "</div>")
+                         + _card_buttons(base) + "</div>")
         else:
             parts.append(_form(f"{base}/choose", label, {"method": key}, name=f"method-{key}"))
     parts.append("</div>")
@@ -140,7 +153,7 @@ def _method_picker(tx: Transaction, base: str, title: str) -> str:
 
 
 def dashboard(transactions: list[dict[str, Any]], config: dict[str, Any], notify_url: str) -> str:
-    """Render the dashboard: transactions with actions, attempts, and the config form."""
+    """Render the dashboard: transactions with actions, where their notifications go, attempts, the config form."""
     rows = []
     for tx in transactions:
         oid = quote(tx["order_id"], safe="")
@@ -151,6 +164,7 @@ def dashboard(transactions: list[dict[str, Any]], config: dict[str, Any], notify
         )
         attempts = "".join(
             f"<li>#{n.get('delivery')}.{n.get('attempt')} {escape(str(n.get('at')))} "
+            f"{escape(str(n.get('requested_url') or n.get('url')))} "
             f"{escape(str(n.get('transaction_status')))} → "
             f"{escape(str(n.get('http_status') or n.get('error')))}"
             f"<pre>{escape(str(n.get('response_body') or ''))}</pre>"
@@ -158,11 +172,17 @@ def dashboard(transactions: list[dict[str, Any]], config: dict[str, Any], notify
             "</details></li>"
             for n in tx["notifications"]
         )
+        urls = tx["notification_urls"]
+        where = ("default" if urls == [notify_url] else
+                 ("override: " if tx["notify_override"] else "default + ") + ", ".join(
+                     tx["notify_override"] or tx["notify_append"]))
         rows.append(
-            f"<tr><td><a href=\"{escape(tx['redirect_url'])}\">{escape(tx['order_id'])}</a></td>"
+            f"<tr><td><a href=\"{escape(tx['redirect_url'])}\">{escape(tx['order_id'])}</a>"
+            f"<div class=muted>{escape(tx['channel'])}</div></td>"
             f"<td>{rupiah(tx['gross_amount'])}</td><td>{escape(str(tx['payment_type'] or '-'))}</td>"
             f"<td>{escape(str(tx['status'] or '-'))}"
             f"{' / ' + escape(tx['fraud_status']) if tx['fraud_status'] else ''}</td>"
+            f"<td class=notify-urls title=\"{escape(', '.join(urls))}\">{escape(where)}</td>"
             f"<td>{escape(str(tx['last_notification'] or '-'))}</td><td>{buttons}"
             f"<details><summary>{len(tx['notifications'])} attempts</summary><ol>{attempts}</ol></details>"
             "</td></tr>"
@@ -182,7 +202,7 @@ def dashboard(transactions: list[dict[str, Any]], config: dict[str, Any], notify
         '<button style="width:auto">Save</button></form>'
     )
     table = ("<table><tr><th>Order</th><th>Amount</th><th>Method</th><th>Status</th>"
-             f"<th>Last notification</th><th>Actions</th></tr>{''.join(rows)}</table>"
+             f"<th>Notifications to</th><th>Last notification</th><th>Actions</th></tr>{''.join(rows)}</table>"
              if rows else "<p>No transactions yet.</p>")
     body = (f"<h1>Midtrans simulator</h1><p class=muted>Notifications → {escape(notify_url)}</p>"
             f"{form}<div class=card>{table}</div>")

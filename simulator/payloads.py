@@ -29,7 +29,7 @@ def fmt_time(value: datetime | str | None) -> str:
 
 
 def fmt_amount(amount: int | float) -> str:
-    """Format an amount with two decimals, as Midtrans does ("10000.00")."""
+    """Format an amount with two decimals, as Midtrans does ("10000.00"); the signature covers this text."""
     return f"{amount:.2f}"
 
 
@@ -57,7 +57,7 @@ def status_code_for(status: str | None, fraud_status: str | None) -> str:
 
 
 def _method_fields(tx: Transaction) -> dict[str, Any]:
-    """Return the payment-method-specific fields of a payload."""
+    """Return the payment-method-specific fields of a payload, as Midtrans's samples carry them."""
     m = tx.method
     amount = fmt_amount(tx.gross_amount)
     if tx.payment_type == "credit_card":
@@ -165,7 +165,7 @@ def action_body(tx: Transaction, action: str, server_key: str, merchant_id: str,
 
 
 def not_found_body() -> dict[str, str]:
-    """Return Midtrans's body for an unknown transaction."""
+    """Return Midtrans's body for an unknown transaction (also before a Snap customer chose a method)."""
     return {
         "status_code": "404",
         "status_message": "Transaction doesn't exist.",
@@ -174,7 +174,6 @@ def not_found_body() -> dict[str, str]:
 
 
 def cannot_modify_body() -> dict[str, str]:
-    """Return Midtrans's body for a modification the status does not allow."""
     return {
         "status_code": "412",
         "status_message": "Merchant cannot modify the status of the transaction",

@@ -14,15 +14,20 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from simulator import ACTIONS, pages
-from simulator.app import Simulator, SnapError, UnknownOrder
+from simulator.app import INVALID_JSON, Simulator, SnapError, UnknownOrder, parse_notification_urls
+from simulator.charge import ChargeError, card_token, qr_png
 from simulator.engine import BadRequest, NotAllowed, NotFound
 from simulator.payloads import action_body, cannot_modify_body, not_found_body
 
-CORE_ACTIONS = ("cancel", "expire", "refund", "approve", "deny")
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/healthz/?$"), "healthz"),
     ("GET", re.compile(r"^/$"), "dashboard"),
     ("POST", re.compile(r"^/snap/v1/transactions/?$"), "snap_create"),
+    ("POST", re.compile(r"^/v2/charge/?$"), "core_charge"),
+    ("GET", re.compile(r"^/v2/token/?$"), "core_token"),
+    ("GET", re.compile(r"^/v2/(?P<kind>gopay|qris)/(?P<id>[^/]+)/qr-code/?$"), "qr_code"),
+    ("GET", re.compile(r"^/v2/gopay/(?P<id>[^/]+)/deeplink/?$"), "gopay_deeplink"),
+    ("GET", re.compile(r"^/v2/(?P<id>.+)/status/b2b/?$"), "core_status_b2b"),
     ("GET", re.compile(r"^/v2/(?P<id>.+)/status/?$"), "core_status"),
     ("POST", re.compile(r"^/v2/(?P<id>.+)/(?P<action>cancel|expire|refund|approve|deny)/?$"), "core_action"),
     ("GET", re.compile(r"^/snap/v2/vtweb/(?P<token>[^/]+)/?$"), "page"),
@@ -47,8 +52,6 @@ HTML_502 = (b"<html><head><title>502 Bad Gateway</title></head><body>"
 
 
 class SimulatorServer(ThreadingHTTPServer):
-    """A threading HTTP server that carries the Simulator."""
-
     daemon_threads = True
     allow_reuse_address = True
 
@@ -58,7 +61,7 @@ class SimulatorServer(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Route one request to its handler method."""
+    """Route one request to the method ROUTES names; path parameters arrive URL-decoded."""
 
     server: SimulatorServer
     protocol_version = "HTTP/1.1"
@@ -67,27 +70,22 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing -------------------------------------------------------------------
     @property
     def sim(self) -> Simulator:
-        """Return the Simulator."""
         return self.server.sim
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Log concisely to stderr."""
         sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Log method, path and status."""
         self.log_message("%s %s %s", self.command, self.path, code)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        """Handle GET."""
         self._dispatch("GET")
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        """Handle POST."""
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        """Find the route and call its handler; answer 404/405 otherwise."""
+        """Call the matching route's handler; answer 404 (no route) or 405 (route, other method)."""
         parts = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         self._body: bytes | None = None
@@ -112,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"status_code": "404", "status_message": "Not found"})
 
     def _read_body(self) -> bytes:
-        """Read the request body once."""
+        # Always drained before answering, so a kept-alive connection stays in step.
         if self._body is None:
             length = int(self.headers.get("Content-Length") or 0)
             self._body = self.rfile.read(length) if length else b""
@@ -131,8 +129,22 @@ class Handler(BaseHTTPRequestHandler):
             return {}
         return data if isinstance(data, dict) else {}
 
+    def _json_body(self) -> Any:
+        """Return the parsed JSON body: None when it is missing or ``null``, INVALID_JSON when it cannot be parsed."""
+        raw = self._read_body()
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return INVALID_JSON
+
+    def _notification_headers(self) -> dict[str, list[str]]:
+        """Return X-Override-Notification / X-Append-Notification as ``override``/``append`` URL lists."""
+        return {"override": parse_notification_urls(self.headers.get("X-Override-Notification")),
+                "append": parse_notification_urls(self.headers.get("X-Append-Notification"))}
+
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        """Write a complete response."""
         self._read_body()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -144,19 +156,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, data: Any) -> None:
-        """Answer JSON."""
         self._send(status, json.dumps(data).encode(), "application/json")
 
     def _html(self, status: int, text: str) -> None:
-        """Answer HTML."""
         self._send(status, text.encode(), "text/html; charset=utf-8")
 
-    def _redirect(self, location: str) -> None:
-        """Answer 303 See Other."""
-        self._send(303, b"", "text/plain", {"Location": location})
+    def _redirect(self, location: str, status: int = 303) -> None:
+        self._send(status, b"", "text/plain", {"Location": location})
 
     def _authorized(self) -> bool:
-        """Check Basic auth against the server key."""
+        """Check Basic auth: the server key as user name, any password."""
         header = self.headers.get("Authorization") or ""
         if not header.startswith("Basic "):
             return False
@@ -179,7 +188,7 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     def _fault(self, mode: str, snap: bool) -> None:
-        """Answer with an injected failure."""
+        """Answer with an injected failure, in Snap's or the Core API's error shape."""
         if mode == "timeout":
             self._read_body()
             self.sim.stop.wait(30)
@@ -198,32 +207,62 @@ class Handler(BaseHTTPRequestHandler):
                    else {"status_code": str(status), "status_message": message})
 
     def _base_url(self) -> str:
-        """Return the public base URL derived from the Host header."""
+        """Return the base URL the client used (its Host header): redirect_url and actions point there."""
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         return f"http://{host}"
 
     # -- Snap and Core API ------------------------------------------------------------
     def healthz(self) -> None:
-        """Answer liveness."""
         self._json(200, {"ok": True})
 
     def snap_create(self) -> None:
-        """POST /snap/v1/transactions."""
         if self._api_guard(snap=True):
             return
         try:
-            body = json.loads(self._read_body() or b"null")
-        except ValueError:
-            body = None
-        try:
-            tx = self.sim.create_transaction(body, self._base_url())
+            tx = self.sim.create_transaction(self._json_body(), self._base_url(), **self._notification_headers())
         except SnapError as exc:
             self._json(exc.status, {"error_messages": exc.messages})
             return
         self._json(201, {"token": tx.token, "redirect_url": tx.redirect_url})
 
+    def core_charge(self) -> None:
+        """POST /v2/charge: HTTP 200 with the body's own status_code (201 pending, 200 capture, 202 deny)."""
+        if self._api_guard(snap=False):
+            return
+        try:
+            answer = self.sim.charge(self._json_body(), self._base_url(), **self._notification_headers())
+        except ChargeError as exc:
+            self._json(exc.status, exc.body)
+            return
+        self._json(200, answer)
+
+    def core_token(self) -> None:
+        """GET /v2/token: Midtrans takes the client key as a query parameter; midtransclient sends the server key."""
+        if not self.query.get("client_key") and not self._authorized():
+            self._json(401, {**CORE_UNAUTHORIZED, "id": "-"})
+            return
+        try:
+            self._json(200, card_token(self.query))
+        except ChargeError as exc:
+            self._json(exc.status, exc.body)
+
+    def qr_code(self, kind: str, id: str) -> None:  # noqa: A002 - route parameter
+        """The generate-qr-code action: a PNG, no auth (Midtrans's URL is meant for a browser or a POS)."""
+        tx = self.sim.store.get(id)
+        if tx is None or tx.payment_type != kind:
+            self._json(404, not_found_body())
+            return
+        self._send(200, qr_png(f"{tx.transaction_id}:{tx.gross_amount}"), "image/png")
+
+    def gopay_deeplink(self, id: str) -> None:  # noqa: A002 - route parameter
+        """The deeplink-redirect action: Midtrans opens the Gojek app; here the payment page stands in for it."""
+        tx = self.sim.store.get(id)
+        if tx is None or tx.payment_type != "gopay":
+            self._json(404, not_found_body())
+            return
+        self._redirect(f"/snap/v2/vtweb/{tx.token}", status=302)
+
     def core_status(self, id: str) -> None:  # noqa: A002 - route parameter
-        """GET /v2/<id>/status."""
         if self._api_guard(snap=False):
             return
         latency = int(self.sim.store.config.get("status_latency_ms") or 0)
@@ -237,8 +276,26 @@ class Handler(BaseHTTPRequestHandler):
             body = self.sim.status_body(tx)
         self._json(200, body)
 
+    def core_status_b2b(self, id: str) -> None:  # noqa: A002 - route parameter
+        """GET /v2/<id>/status/b2b[?page=P&per_page=N]: every payment under the order id, newest first."""
+        if self._api_guard(snap=False):
+            return
+        tx = self.sim.store.get(id)
+        if tx is None or tx.status is None:
+            self._json(404, not_found_body())
+            return
+        try:
+            page = max(0, int(self.query.get("page") or 0))
+            per_page = max(0, int(self.query.get("per_page") or 0)) or None
+        except ValueError:
+            self._json(400, {"status_code": "400", "status_message": "page and per_page must be integers"})
+            return
+        with self.sim.store.lock:
+            body = self.sim.b2b_body(tx, page, per_page)
+        self._json(200, body)
+
     def core_action(self, id: str, action: str) -> None:  # noqa: A002 - route parameter
-        """POST /v2/<id>/cancel|expire|refund|approve|deny."""
+        """POST /v2/<id>/cancel|expire|refund|approve|deny: 404 unknown, 412 not allowed in this status."""
         if self._api_guard(snap=False):
             return
         params: dict[str, Any] = {}
@@ -269,7 +326,6 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- payment page ---------------------------------------------------------------------
     def page(self, token: str) -> None:
-        """GET /snap/v2/vtweb/<token>."""
         tx = self.sim.store.by_token(token)
         if tx is None:
             self._html(404, "<h1>Payment not found</h1>")
@@ -279,7 +335,7 @@ class Handler(BaseHTTPRequestHandler):
         self._html(200, text)
 
     def page_post(self, token: str, step: str) -> None:
-        """POST a payment page form, then show the page again (303)."""
+        """Apply a payment page form (choose a method, pay, a card outcome), then show the page again (303)."""
         tx = self.sim.store.by_token(token)
         if tx is None:
             self._html(404, "<h1>Payment not found</h1>")
@@ -307,11 +363,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- control API ------------------------------------------------------------------------
     def config_get(self) -> None:
-        """GET /sim/config."""
         self._json(200, dict(self.sim.store.config))
 
     def config_post(self) -> None:
-        """POST /sim/config (JSON or form)."""
+        """Change the config from JSON or a form (the dashboard's, which asks for a redirect back)."""
         try:
             config = self.sim.store.update_config(self._data())
         except (TypeError, ValueError) as exc:
@@ -323,16 +378,14 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, config)
 
     def reset(self) -> None:
-        """POST /sim/reset: forget all transactions and restore the start-up config."""
         self.sim.store.reset()
         self._json(200, {"ok": True})
 
     def orders_list(self) -> None:
-        """GET /sim/orders: every transaction."""
         self._json(200, [self.sim.tx_json(t) for t in self.sim.store.all()])
 
     def order_get(self, id: str) -> None:  # noqa: A002 - route parameter
-        """GET /sim/orders/<id>[?wait_attempts=N&timeout=S] (long-polls for N delivery attempts)."""
+        """Answer the transaction; with ``wait_attempts=N&timeout=S`` only once N delivery attempts are recorded."""
         tx = self.sim.store.get(id)
         if tx is None:
             self._json(404, {"error": f"unknown order {id}"})
@@ -347,11 +400,13 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, self.sim.tx_json(tx))
 
     def order_action(self, id: str, action: str) -> None:  # noqa: A002 - route parameter
-        """POST /sim/orders/<id>/<action>?notify=...&payment_type=...&bank=...&amount=..."""
+        """Apply a move with its parameters (query or body): notify, payment_type, bank, again, amount, reason."""
         q = {**self._data(), **self.query}
         params: dict[str, Any] = {}
         if action in ("pending", "settle"):
             params = {"payment_type": q.get("payment_type"), "bank": q.get("bank")}
+        if action == "settle" and str(q.get("again", "")).lower() in ("1", "true", "yes", "on"):
+            params["again"] = True
         if action == "refund":
             params = {"reason": str(q.get("reason", "")), "refund_key": str(q.get("refund_key", ""))}
             if q.get("amount") not in (None, ""):
@@ -377,12 +432,10 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, self.sim.tx_json(tx))
 
     def _status_of(self, order_id: str) -> str | None:
-        """Return the current transaction_status of an order."""
         tx = self.sim.store.get(order_id)
         return tx.status if tx else None
 
     def dashboard(self) -> None:
-        """GET /: the dashboard."""
         txs = [self.sim.tx_json(t) for t in self.sim.store.all()]
         self._html(200, pages.dashboard(txs, dict(self.sim.store.config), self.sim.notify_url))
 

@@ -23,7 +23,13 @@ ERROR_MODES = ("500", "503", "429", "timeout", "html502")
 
 @dataclass
 class Transaction:
-    """One Snap transaction and what happened to it."""
+    """One order_id at the simulator: its request, its current payment and what happened to it.
+
+    ``channel`` is "snap" (created by Snap; a method is chosen later) or "core"
+    (created by a Core API charge, its method fixed). ``earlier_payments``
+    holds the payments made before the current one under the same order_id
+    (a VA paid more than once), oldest first, for ``/status/b2b``.
+    """
 
     order_id: str
     gross_amount: int
@@ -49,20 +55,25 @@ class Transaction:
     history: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     deliveries: int = 0
+    channel: str = "snap"
+    # X-Override-Notification / X-Append-Notification of the creating request.
+    notify_override: list[str] = field(default_factory=list)
+    notify_append: list[str] = field(default_factory=list)
+    earlier_tokens: list[str] = field(default_factory=list)
+    earlier_payments: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a deep copy as plain JSON-able data."""
         return copy.deepcopy(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transaction:
-        """Build from ``to_dict`` output, ignoring unknown keys."""
+        """Build from ``to_dict`` output, ignoring unknown keys (older state files)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class DuplicateOrder(Exception):
-    """The order_id is already used by another transaction."""
+    """The order_id is taken: a payment was already attempted on it."""
 
 
 class Store:
@@ -80,30 +91,42 @@ class Store:
         self.load()
 
     def create(self, tx: Transaction) -> None:
-        """Add a new transaction; raise DuplicateOrder for a reused order_id."""
+        """Add a transaction, or replace one whose order_id has no payment attempt yet.
+
+        Midtrans issues another Snap token for an order_id nobody has paid or
+        tried to pay; from the first attempt on (a method chosen, a charge) the
+        order_id is taken: DuplicateOrder. A replaced transaction's tokens keep
+        opening the order, which now has the newest request's details.
+        """
         with self.lock:
-            if tx.order_id in self._orders:
-                raise DuplicateOrder(tx.order_id)
+            existing = self._orders.get(tx.order_id)
+            if existing is not None:
+                if existing.status is not None:
+                    raise DuplicateOrder(tx.order_id)
+                tx.earlier_tokens = [*existing.earlier_tokens, existing.token]
+                tx.history = existing.history
+                tx.notifications = existing.notifications
+                tx.deliveries = existing.deliveries
             self._orders[tx.order_id] = tx
             self._tokens[tx.token] = tx.order_id
             self.save()
 
     def get(self, order_id: str) -> Transaction | None:
-        """Return the live transaction for an order_id (or transaction_id)."""
+        """Return the transaction of an order_id or of a transaction_id (Midtrans accepts either)."""
         with self.lock:
             tx = self._orders.get(order_id)
             if tx is None:
-                tx = next((t for t in self._orders.values() if t.transaction_id == order_id), None)
+                tx = next((t for t in self._orders.values() if order_id == t.transaction_id
+                           or any(p["transaction_id"] == order_id for p in t.earlier_payments)), None)
             return tx
 
     def by_token(self, token: str) -> Transaction | None:
-        """Return the live transaction for a Snap token."""
         with self.lock:
             order_id = self._tokens.get(token)
             return self._orders.get(order_id) if order_id else None
 
     def all(self) -> list[Transaction]:
-        """Return all live transactions, newest first."""
+        """Return every transaction, newest first."""
         with self.lock:
             return sorted(self._orders.values(), key=lambda t: t.created_at, reverse=True)
 
@@ -117,7 +140,7 @@ class Store:
             self.save()
 
     def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Validate and apply config changes; return the new config."""
+        """Validate and apply config changes (ValueError names the bad one); return the new config."""
         clean: dict[str, Any] = {}
         if "status_latency_ms" in changes:
             clean["status_latency_ms"] = max(0, int(changes["status_latency_ms"]))
@@ -164,7 +187,7 @@ class Store:
                 lambda: len(getattr(self._orders.get(order_id), "notifications", [])) >= count, timeout)
 
     def save(self) -> None:
-        """Write the state file, if one is configured (atomically)."""
+        """Write the state file, if one is configured; replaced atomically so a crash never leaves half."""
         if self.state_file is None:
             return
         with self.lock:
@@ -177,7 +200,6 @@ class Store:
             os.replace(tmp, self.state_file)
 
     def load(self) -> None:
-        """Read the state file, if one is configured and exists."""
         if self.state_file is None or not self.state_file.exists():
             return
         data = json.loads(self.state_file.read_text() or "{}")
@@ -186,4 +208,5 @@ class Store:
             for raw in data.get("orders", []):
                 tx = Transaction.from_dict(raw)
                 self._orders[tx.order_id] = tx
-                self._tokens[tx.token] = tx.order_id
+                for token in (*tx.earlier_tokens, tx.token):
+                    self._tokens[token] = tx.order_id

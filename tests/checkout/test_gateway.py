@@ -40,8 +40,11 @@ def test_snap_create_then_status_as_a_typed_observation(sim) -> None:
 def test_reused_order_id_and_bad_key_are_rejections(sim, settings) -> None:
     order_id = new_id()
     gateway.snap_create(snap_params(order_id))
-    with pytest.raises(GatewayRejected):
+    gateway.snap_create(snap_params(order_id))  # no payment attempted yet: Midtrans issues another token
+    sim.sim("pending", order_id, notify="drop")
+    with pytest.raises(GatewayRejected) as taken:
         gateway.snap_create(snap_params(order_id))
+    assert taken.value.extra["order_id_taken"] is True
     settings.MIDTRANS = {**settings.MIDTRANS, "SERVER_KEY": "SB-Mid-server-WRONG"}
     with pytest.raises(GatewayRejected):
         gateway.snap_create(snap_params(new_id()))
@@ -82,7 +85,9 @@ def test_checkout_renumbers_an_order_whose_number_midtrans_already_knows(sim, ma
     from checkout.models import Order
 
     taken = new_id()
-    gateway.snap_create(snap_params(taken))  # e.g. left at Midtrans by a database that was reset
+    # e.g. left at Midtrans by a database that was reset, and paid or tried: only then is the number taken
+    gateway.snap_create(snap_params(taken))
+    sim.sim("pending", taken, notify="drop")
     order = make_order()
     Order.objects.filter(pk=order.pk).update(number=taken)
     order.refresh_from_db()

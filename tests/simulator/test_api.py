@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import requests
 from midtransclient.error_midtrans import MidtransAPIError
 
 from tests.simulator.conftest import SERVER_KEY, Sim
@@ -36,32 +37,73 @@ def test_snap_stores_request_details(sim: Sim, order_id: str) -> None:
     assert order["enabled_payments"] == ["bca_va", "gopay"]
 
 
-@pytest.mark.parametrize("details, items, fragment", [
-    ({"order_id": "X-1", "gross_amount": 10000}, [{"price": 3000, "quantity": 3}], "sum of item_details"),
-    ({"gross_amount": 10000}, None, "order_id is required"),
-    ({"order_id": "bad id!", "gross_amount": 10000}, None, "order_id may only contain"),
-    ({"order_id": "X" * 51, "gross_amount": 10000}, None, "Max 50"),
-    ({"order_id": "X-2", "gross_amount": 100.5}, None, "integer"),
-    ({"order_id": "X-3", "gross_amount": 0}, None, "greater than 0"),
+@pytest.mark.parametrize("body, message", [
+    ({"transaction_details": {"order_id": "X-1", "gross_amount": 10000},
+      "item_details": [{"price": 3000, "quantity": 3}]},
+     "transaction_details.gross_amount is not equal to the sum of item_details"),
+    ({"transaction_details": {"gross_amount": 10000}}, "transaction_details.order_id is required"),
+    ({"transaction_details": {"order_id": "bad id!", "gross_amount": 10000}}, "order_id may only contain"),
+    ({"transaction_details": {"order_id": "X" * 51, "gross_amount": 10000}}, "Max 50"),
+    ({"transaction_details": {"order_id": "X-2", "gross_amount": 100.5}}, "must be an integer"),
+    ({"transaction_details": {"order_id": "X-3", "gross_amount": 0}},
+     "transaction_details.gross_amount must be greater than or equal to 0.01"),
+    ({"transaction_details": {"order_id": "X-4", "gross_amount": -5000}},
+     "transaction_details.gross_amount must be greater than or equal to 0.01"),
+    ({}, "transaction_details is required"),
+    ("null", "transaction_details is required"),
+    ({"transaction_details": {"order_id": "X-5", "gross_amount": 1000},
+      "expiry": {"start_time": "tomorrow", "unit": "minute", "duration": 5}}, "expiry.start_time must be formatted"),
+    ({"transaction_details": {"order_id": "X-6", "gross_amount": 1000},
+      "expiry": {"unit": "fortnight", "duration": 5}}, "expiry.unit must be one of"),
+    ({"transaction_details": {"order_id": "X-7", "gross_amount": 1000},
+      "expiry": {"unit": "minute", "duration": 0}}, "expiry.duration must be greater than 0"),
 ])
-def test_snap_validation_errors(sim: Sim, details: dict, items: list | None, fragment: str) -> None:
-    """Invalid Snap requests raise MidtransAPIError with HTTP 400 and error_messages."""
-    body: dict = {"transaction_details": details}
-    if items is not None:
-        body["item_details"] = items
+def test_snap_validation_errors(sim: Sim, body: dict | str, message: str) -> None:
+    """Invalid Snap requests raise MidtransAPIError: HTTP 400 with Midtrans's error_messages."""
     with pytest.raises(MidtransAPIError) as info:
         sim.snap().create_transaction(body)
     assert info.value.http_status_code == 400
-    assert any(fragment in m for m in info.value.api_response_dict["error_messages"])
+    assert any(message in m for m in info.value.api_response_dict["error_messages"]), info.value.api_response_dict
 
 
-def test_snap_reused_order_id_is_refused(sim: Sim, order_id: str) -> None:
-    """A second Snap request with the same order_id is refused with 406."""
+def test_snap_without_a_body_names_what_is_required(sim: Sim) -> None:
+    """No body at all is not a JSON error: Midtrans answers what is required."""
+    response = requests.post(f"{sim.url}/snap/v1/transactions", auth=(sim.server_key, ""), timeout=10)
+    assert response.status_code == 400
+    assert response.json() == {"error_messages": ["transaction_details is required"]}
+
+
+def test_snap_twice_with_one_unpaid_order_id(sim: Sim, order_id: str) -> None:
+    """Midtrans issues another token for an order_id with no payment yet; the newer request's details apply."""
+    first = sim.create(order_id, 10000)
+    second = sim.create(order_id, 12000)
+    assert first["token"] != second["token"]
+    order = sim.order(order_id)
+    assert (order["token"], order["gross_amount"], order["status"]) == (second["token"], 12000, None)
+    for created in (first, second):  # both links open the order, which now asks for the newer amount
+        assert "Rp 12.000" in requests.get(created["redirect_url"], timeout=10).text
+
+
+def test_snap_reused_after_the_page_expired_without_a_method(sim: Sim, order_id: str) -> None:
+    """A Snap page that expired before any method was chosen saw no payment: the order_id is still free."""
     sim.create(order_id)
+    sim.act(order_id, "expire").raise_for_status()
+    assert sim.create(order_id)["token"]
+    assert sim.order(order_id)["page_expired"] is False
+
+
+@pytest.mark.parametrize("attempt", [{"action": "pending", "payment_type": "gopay"},
+                                     {"action": "deny"},  # a declined card is an attempt too
+                                     {"action": "settle"}])
+def test_snap_order_id_taken_after_a_payment_attempt(sim: Sim, order_id: str, attempt: dict) -> None:
+    """Once a payment was attempted, Snap refuses the order_id as Midtrans does (400, "has already been taken")."""
+    sim.create(order_id)
+    params = dict(attempt)
+    sim.act(order_id, params.pop("action"), notify="drop", **params).raise_for_status()
     with pytest.raises(MidtransAPIError) as info:
         sim.create(order_id)
-    assert info.value.http_status_code == 406
-    assert info.value.api_response_dict["error_messages"]
+    assert info.value.http_status_code == 400
+    assert info.value.api_response_dict == {"error_messages": ["transaction_details.order_id has already been taken"]}
 
 
 def test_bad_server_key_is_401(sim: Sim, order_id: str) -> None:

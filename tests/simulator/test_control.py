@@ -226,3 +226,12 @@ def test_state_file_survives_restart(tmp_path, notify_server, order_id: str) -> 
     with start_simulator(tmp_path, notify_server.url, SERVER_KEY, extra_args=["--state-file", str(state)]) as proc:
         data = requests.get(f"{proc.url}/sim/orders/{order_id}", timeout=5).json()
     assert (data["status"], data["gross_amount"]) == ("settlement", 7000)
+
+
+def test_cli_settle_again_pays_a_va_a_second_time(sim: Sim, order_id: str) -> None:
+    """``settle --again`` records another payment into a paid VA (seen by GET status/b2b)."""
+    sim.create(order_id)
+    sim.act(order_id, "settle", notify="drop").raise_for_status()
+    result = run_cli("settle", order_id, "--again", "--notify", "drop", "--url", sim.url)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["transactions"]) == 2
