@@ -4,12 +4,21 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from checkout import display
 from checkout.errors import UnknownOrder
-from checkout.models import Order, Payment
+from checkout.models import EventOutcome, Order, Payment, PaymentEvent
+from checkout.states import PaymentStatus
 from checkout.text import clean_text
+
+# Midtrans statuses that mean the money arrived (a card's capture, every other method's settlement).
+PAID_TRANSACTION_STATUSES = ("settlement", "capture")
+# Fraud verdicts under which a capture is not money received (it maps to challenge or failed).
+UNPAID_FRAUD_STATUSES = ("challenge", "deny")
+# A payment that ended unpaid; "failed" is one only when its order had closed (else success is allowed).
+CLOSED_UNPAID_STATUSES = (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED, PaymentStatus.FAILED)
 
 
 def payment_for_order_number(number: str) -> Payment:
@@ -62,3 +71,28 @@ def order_waiting_page_url(order: Order, absolute: bool = True) -> str:
     """Return the customer's link to the waiting page, token included."""
     path = reverse("checkout:order", args=[order.number]) + f"?t={order.access_token}"
     return settings.PUBLIC_BASE_URL + path if absolute else path
+
+
+def events_paid_after_close() -> QuerySet[PaymentEvent]:
+    """Return the events that reported money received for a payment that had already ended unpaid.
+
+    They are what ``services`` logs as "Payment received for a closed order"
+    and counts in ``paywatch_paid_after_close_total``: the state machine
+    refused them (stale), and a late settlement after a refund is not one.
+    """
+    return (
+        PaymentEvent.objects.filter(outcome=EventOutcome.STALE, transaction_status__in=PAID_TRANSACTION_STATUSES,
+                                    status_before__in=CLOSED_UNPAID_STATUSES, payment__isnull=False)
+        .exclude(fraud_status__in=UNPAID_FRAUD_STATUSES)
+    )
+
+
+def payments_paid_after_close() -> QuerySet[Payment]:
+    """Return payments Midtrans reported paid after their order closed: a person must refund or honour them."""
+    return Payment.objects.filter(pk__in=events_paid_after_close().values("payment_id"))
+
+
+def payments_amount_mismatch() -> QuerySet[Payment]:
+    """Return payments that were sent an amount that does not pay their order (recorded, never applied)."""
+    return Payment.objects.filter(
+        pk__in=PaymentEvent.objects.filter(outcome=EventOutcome.AMOUNT_MISMATCH).values("payment_id"))
