@@ -10,7 +10,7 @@ from django.urls import reverse
 from checkout import display
 from checkout.errors import UnknownOrder
 from checkout.models import EventOutcome, Order, Payment, PaymentEvent
-from checkout.states import PaymentStatus
+from checkout.states import CLOSED_UNPAID_STATUSES
 from checkout.text import clean_text
 
 # Midtrans statuses that mean the money arrived (a card's capture, every other method's settlement).
@@ -18,9 +18,6 @@ PAID_TRANSACTION_STATUSES = ("settlement", "capture")
 # Fraud verdicts under which a capture is not money received (it maps to challenge or failed).
 UNPAID_FRAUD_STATUSES = ("challenge", "deny")
 # A payment that ended unpaid; "failed" is one only when its order had closed (else success is allowed).
-CLOSED_UNPAID_STATUSES = (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED, PaymentStatus.FAILED)
-
-
 def payment_for_order_number(number: str) -> Payment:
     """Return the payment of the order with that number, or raise UnknownOrder."""
     try:

@@ -1,4 +1,5 @@
-"""Writes to orders and payments. ``payment_apply_observation`` is the only status writer."""
+"""Writes to orders and payments. ``_apply_locked`` (behind ``payment_apply_observation`` and
+``payment_notification_apply``) is the only status writer."""
 
 import json
 import logging
@@ -14,12 +15,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from checkout import gateway, metrics
-from checkout.errors import GatewayRejected, TransactionNotFound
+from checkout import amounts, display, gateway, metrics
+from checkout.errors import GatewayRejected, TransactionNotFound, UnknownOrder
 from checkout.models import EventOutcome, Order, Payment, PaymentEvent
 from checkout.observations import Observation
 from checkout.signals import payment_status_changed
-from checkout.states import PaymentStatus, decide, payment_status_for
+from checkout.states import CLOSED_UNPAID_STATUSES, PaymentStatus, decide, payment_status_for
 from checkout.text import clean_text, fit
 
 logger = logging.getLogger("paywatch.payments")
@@ -44,6 +45,7 @@ class Transition:
     status_after: str
     version: int
     needs_confirmation: bool = False
+    payment_id: int | None = None
 
     @property
     def changed(self) -> bool:
@@ -159,24 +161,74 @@ def payment_apply_observation(
     with ``needs_confirmation`` and nothing changes.
     """
     payment = Payment.objects.select_for_update().select_related("order").get(pk=payment_id)
+    return _apply_locked(payment, observation, source=source, event=PaymentEvent(pk=event_id), confirmed=confirmed)
+
+
+def payment_notification_apply(
+    *,
+    observation: Observation,
+    source: str,
+    raw_body: str,
+    raw_size: int,
+    headers: dict[str, str],
+    client_ip: str | None,
+) -> Transition:
+    """Store a verified notification with its raw body and apply it, in one transaction.
+
+    One locking query fetches the payment and its order by the order number;
+    the event is inserted once, already holding what it changed; so the
+    notification is stored if and only if it was applied. Raises UnknownOrder
+    (nothing stored) when no order has that number; any other exception
+    leaves nothing stored either, and the caller records the body as an
+    error. A move out of a paid state comes back with ``needs_confirmation``
+    (stored as stale): the caller confirms it with ``payment_confirm``,
+    outside this transaction, since it is a call to Midtrans.
+    """
+    with transaction.atomic():
+        try:
+            payment = (Payment.objects.select_for_update().select_related("order")
+                       .get(order__number=observation.order_id))
+        except Payment.DoesNotExist:
+            raise UnknownOrder(f"unknown order {observation.order_id}", {"order_id": observation.order_id}) from None
+        event = PaymentEvent(
+            source=source, raw_body=clean_text(raw_body), raw_size=raw_size,
+            headers=_stored_headers(headers, trusted=True), client_ip=client_ip, signature_valid=True,
+        )
+        return _apply_locked(payment, observation, source=source, event=event, confirmed=False)
+
+
+def _apply_locked(
+    payment: Payment, observation: Observation, *, source: str, event: PaymentEvent, confirmed: bool
+) -> Transition:
+    """Apply an observation to a payment locked (with its order) by the caller's transaction.
+
+    ``event`` is either stored already (only its pk is set: it is updated) or
+    new (it is inserted once, with the outcome). Writes only what changed.
+    """
     order = payment.order
     before = payment.status
     target = payment_status_for(observation.transaction_status, observation.fraud_status)
 
     def finish(outcome: str, detail: str = "", needs_confirmation: bool = False) -> Transition:
-        PaymentEvent.objects.filter(pk=event_id).update(
-            payment=payment, order_number=fit(PaymentEvent, "order_number", order.number), status_before=before,
-            status_after=payment.status, version_after=payment.version, outcome=outcome, detail=clean_text(detail),
-            processed_at=timezone.now(),
-            transaction_status=fit(PaymentEvent, "transaction_status", observation.transaction_status),
-            fraud_status=fit(PaymentEvent, "fraud_status", observation.fraud_status),
-        )
+        fields = {
+            "payment": payment, "order_number": fit(PaymentEvent, "order_number", order.number),
+            "status_before": before, "status_after": payment.status, "version_after": payment.version,
+            "outcome": outcome, "detail": clean_text(detail), "processed_at": timezone.now(),
+            "transaction_status": fit(PaymentEvent, "transaction_status", observation.transaction_status),
+            "fraud_status": fit(PaymentEvent, "fraud_status", observation.fraud_status),
+        }
+        if event.pk is None:
+            for name, value in fields.items():
+                setattr(event, name, value)
+            event.save(force_insert=True)
+        else:
+            PaymentEvent.objects.filter(pk=event.pk).update(**fields)
         metrics.observations.labels(source=source, outcome=outcome).inc()
-        return Transition(event_id, outcome, before, payment.status, payment.version, needs_confirmation)
+        return Transition(event.pk, outcome, before, payment.status, payment.version, needs_confirmation,
+                          payment.pk)
 
-    if observation.gross_amount != payment.amount or (
-        observation.currency and observation.currency != payment.currency
-    ):
+    fee = amounts.buyer_fee(observation, payment.amount)  # None: the amount does not pay this order
+    if fee is None or (observation.currency and observation.currency != payment.currency):
         logger.warning(
             "Amount mismatch", extra={"order": order.number, "expected": str(payment.amount),
                                       "got": str(observation.gross_amount), "currency": observation.currency},
@@ -186,19 +238,28 @@ def payment_apply_observation(
     if target is None:
         return finish(EventOutcome.ERROR, f"unknown Midtrans status {observation.transaction_status!r}")
 
-    _copy_details(payment, observation)
+    details_changed = _copy_details(payment, observation)
+    if fee and payment.buyer_fee != fee:
+        payment.buyer_fee = fee
+        details_changed.append("buyer_fee")
     if target == before:
-        payment.save(update_fields=[*_DETAIL_COLUMNS, "transaction_status", "fraud_status",
-                                    "midtrans_transaction_id", "updated_at"])
+        if set(details_changed) & set(_DETAIL_COLUMNS):
+            # A method chosen (a VA number, a payment code): the open waiting page must show it, and
+            # pages drop anything not newer, so it is a change with a version of its own.
+            payment.version += 1
+            details_changed.append("version")
+            transaction.on_commit(lambda: _announce(payment, order, source, event.pk))
+        if details_changed:  # a duplicate that only repeats what is stored writes nothing but its event
+            payment.save(update_fields=[*details_changed, "updated_at"])
         return finish(EventOutcome.DUPLICATE, "status unchanged")
     decision = decide(before, target, order.status)
     if not decision.allowed:
-        if target == PaymentStatus.SUCCESS:
-            # Money arrived for an order that is already closed (expired, cancelled):
-            # never reopened automatically, but someone must refund or honour it.
+        if target == PaymentStatus.SUCCESS and before in CLOSED_UNPAID_STATUSES:
+            # Money arrived for an order that had already ended unpaid: never
+            # reopened automatically, but someone must refund or honour it.
             logger.error("Payment received for a closed order", extra={
                 "order": order.number, "order_status": order.status, "payment_status": before,
-                "transaction_status": observation.transaction_status, "source": source, "event_id": event_id})
+                "transaction_status": observation.transaction_status, "source": source, "event_id": event.pk})
             metrics.paid_after_close.inc()
         return finish(EventOutcome.STALE, f"{before} → {target} is not allowed (order {order.status})")
     if decision.needs_confirmation and not confirmed:
@@ -207,12 +268,16 @@ def payment_apply_observation(
 
     payment.status = target
     payment.version += 1
+    changed = [*details_changed, "status", "version", "updated_at"]
     if target == PaymentStatus.SUCCESS and payment.paid_at is None:
         payment.paid_at = timezone.now()
-    payment.save()
-    order.status = decision.order_status
-    order.save(update_fields=["status", "updated_at"])
+        changed.append("paid_at")
+    payment.save(update_fields=changed)
+    if order.status != decision.order_status:
+        order.status = decision.order_status
+        order.save(update_fields=["status", "updated_at"])
     transition = finish(EventOutcome.APPLIED, f"{before} → {target}")
+    event_id = transition.event_id
     logger.info(
         "Auto-updated payment",
         extra={"order": order.number, "from": before, "to": target, "order_status": order.status,
@@ -232,13 +297,19 @@ def payment_observe(
     )
     if not transition.needs_confirmation:
         return transition
+    return payment_confirm(payment_id=payment.pk, source=source, event_id=event_id)
+
+
+def payment_confirm(*, payment_id: int, source: str, event_id: int) -> Transition:
+    """Ask Midtrans's status API about a move out of a paid state (event ``event_id``) and apply its answer."""
+    payment = Payment.objects.select_related("order").get(pk=payment_id)
     confirmed = gateway.transaction_status(payment.order.number)
     confirm_event = payment_event_record(
         source=source, payment=payment, raw_body=_json(confirmed.raw), payload=confirmed.raw,
         detail=f"confirmation of event #{event_id}",
     )
     return payment_apply_observation(
-        payment_id=payment.pk, observation=confirmed, source=source, event_id=confirm_event.pk, confirmed=True
+        payment_id=payment_id, observation=confirmed, source=source, event_id=confirm_event.pk, confirmed=True
     )
 
 
@@ -270,21 +341,25 @@ def payment_check_now(*, payment: Payment, source: str) -> Transition:
         raise
 
 
-def _copy_details(payment: Payment, observation: Observation) -> None:
-    for name in _DETAIL_COLUMNS:
-        value = observation.details.get(name)
-        if value:
-            setattr(payment, name, fit(Payment, name, value))
-    payment.transaction_status = fit(Payment, "transaction_status", observation.transaction_status)
-    payment.fraud_status = fit(Payment, "fraud_status", observation.fraud_status)
+def _copy_details(payment: Payment, observation: Observation) -> list[str]:
+    """Copy what Midtrans said about the method onto the payment; return the columns that changed."""
+    values = {name: observation.details.get(name) for name in _DETAIL_COLUMNS}
+    values = {name: fit(Payment, name, value) for name, value in values.items() if value}
+    values["transaction_status"] = fit(Payment, "transaction_status", observation.transaction_status)
+    values["fraud_status"] = fit(Payment, "fraud_status", observation.fraud_status)
     if observation.transaction_id:
-        payment.midtrans_transaction_id = fit(Payment, "midtrans_transaction_id", observation.transaction_id)
+        values["midtrans_transaction_id"] = fit(Payment, "midtrans_transaction_id", observation.transaction_id)
+    changed = [name for name, value in values.items() if getattr(payment, name) != value]
+    for name in changed:
+        setattr(payment, name, values[name])
+    return changed
 
 
 def _announce(payment: Payment, order: Order, source: str, event_id: int) -> None:
     results = payment_status_changed.send_robust(
         sender=Payment, payment_id=payment.pk, order_number=order.number, order_status=order.status,
         payment_status=payment.status, version=payment.version, source=source, event_id=event_id,
+        details=display.payment_details(payment),
     )
     for receiver, result in results:
         if isinstance(result, Exception):

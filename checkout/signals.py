@@ -2,8 +2,10 @@
 
 from django.dispatch import Signal
 
-# Sent once per real status change, after the transaction commits, only by
-# checkout.services.payment_apply_observation. Keyword arguments:
-# payment_id, order_number, order_status, payment_status, version, source,
-# event_id.
+# Sent after the transaction commits, only from checkout.services (its one
+# locked writer), when a payment's status changes or a chosen method's details
+# (a VA number, a payment code) first appear; each time with a new version.
+# Keyword arguments: payment_id, order_number, order_status, payment_status,
+# version, source, event_id, details. realtime.receivers relays it to the
+# order's open pages.
 payment_status_changed = Signal()

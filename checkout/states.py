@@ -93,6 +93,10 @@ ORDER_FOR_PAYMENT: dict[PaymentStatus, OrderStatus] = {
 }
 FINAL_ORDER_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
 
+# A payment in one of these, refused a move to success, means money arrived
+# for an order that had already ended unpaid: a person must refund or honour it.
+CLOSED_UNPAID_STATUSES = frozenset({P.EXPIRED, P.CANCELLED, P.FAILED})
+
 # Payment statuses the reconcile keeps asking Midtrans about.
 OPEN_PAYMENT_STATUSES = frozenset({P.PENDING, P.CHALLENGE, P.FAILED})
 

@@ -6,30 +6,38 @@ Answers (Midtrans retries anything but 2xx), whatever the body — never a 500:
       text that is not Unicode, or a required field missing;
   403 bad signature; 404 unknown order;
   413 body over WEBHOOK_MAX_BODY_BYTES (judged by Content-Length before reading);
+  503 with Retry-After: more than WEBHOOK_MAX_IN_FLIGHT notifications are
+      being handled in this process (answered at once by WebhookGate, in
+      front of Django: nothing read or stored, Midtrans sends it again);
   503 the event could not be stored, the database is busy, a move out of a
       paid state could not be confirmed, or applying it failed (stored as
       ``error`` with the traceback; the reconcile re-applies it).
-Every body that was read is stored; one nobody vouches for (malformed,
-forged, unknown order) only in part, with its size.
+A verified notification is stored with its raw body in the same transaction
+that applies it. Every other body that was read is stored; one nobody vouches
+for (malformed, forged, unknown order) only in part, with its size.
 """
 
 import json
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from checkout import metrics, selectors, services
+from checkout import metrics, services
 from checkout.errors import ApplicationError, GatewayError, InvalidSignature, MalformedNotification, UnknownOrder
-from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
+from checkout.models import EventOutcome, EventSource
 from checkout.observations import Observation, observation_from_payload
 from checkout.signature import signature_is_valid
 from checkout.text import clean_text
+from project.middleware import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("paywatch.webhook")
 
@@ -42,12 +50,65 @@ _ERROR_STATUS = {MalformedNotification: 400, InvalidSignature: 403, UnknownOrder
 _ERROR_OUTCOME = {InvalidSignature: EventOutcome.INVALID_SIGNATURE, UnknownOrder: EventOutcome.UNKNOWN_ORDER}
 
 
+class WebhookGate:
+    """ASGI middleware in front of Django: past WEBHOOK_MAX_IN_FLIGHT notifications in this process, a 503 at once.
+
+    Past the knee every extra request only makes all of them slower (they
+    share the cores and the database) until Midtrans's 15 s timeout turns
+    them all into retries; refusing the excess keeps the admitted ones fast.
+    The refusal is made here, on the event loop, because made in the view it
+    came after a hop to a request thread and the whole middleware chain, so
+    at twice the knee even the 503s queued for a second (docs/benchmarks.md).
+    Nothing is read or stored: Midtrans sends it again. The count lives on
+    the event loop's thread, so it needs no lock.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+        self.in_flight = 0
+        self.refused = 0
+        self._logged_at = 0.0
+        self._path = ""
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Awaitable[Any]],
+                       send: Callable[..., Awaitable[None]]) -> None:
+        if scope["type"] != "http" or scope["path"] != self._webhook_path():
+            return await self.app(scope, receive, send)
+        limit = settings.WEBHOOK_MAX_IN_FLIGHT
+        if 0 < limit <= self.in_flight:
+            return await self._refuse(send)
+        self.in_flight += 1
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    def _webhook_path(self) -> str:
+        if not self._path:
+            self._path = reverse("checkout:midtrans-notification")
+        return self._path
+
+    async def _refuse(self, send: Callable[..., Awaitable[None]]) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= 10:  # a line per refusal would add to the overload
+            logger.warning("Webhooks refused with 503: too many in flight", extra={
+                "refused": self.refused, "max_in_flight": settings.WEBHOOK_MAX_IN_FLIGHT})
+            self.refused, self._logged_at = 0, now
+        metrics.webhooks.labels(status="503").inc()
+        body = json.dumps({"error": "too many notifications at once; retry later",
+                           "retry_after": RETRY_AFTER_SECONDS}).encode()
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(RETRY_AFTER_SECONDS).encode()), (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": body})
+
+
 @dataclass
 class _Verdict:
-    """What can be known about a notification before it is stored: nothing here writes."""
+    """What can be known about a notification without the database: nothing here reads or writes."""
 
     observation: Observation | None = None
-    payment: Payment | None = None
     signature_valid: bool | None = None
     error: ApplicationError | None = None
 
@@ -55,7 +116,7 @@ class _Verdict:
 @csrf_exempt
 @require_POST
 def midtrans_notification(request: HttpRequest) -> JsonResponse:
-    """Verify the notification, store it, then apply it through the state machine."""
+    """Verify the notification, then store and apply it through the state machine (WebhookGate bounds them)."""
     body = _read_body(request)
     if body is None:
         return _answer(413, {"error": f"body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes"})
@@ -63,43 +124,72 @@ def midtrans_notification(request: HttpRequest) -> JsonResponse:
     payload = _parse(raw)
     ip = request.META.get("REMOTE_ADDR")
     logger.info("MIDTRANS WEBHOOK RECEIVED", extra={"ip": ip, "size": len(body), **_summary(payload)})
+    verdict = _verify(payload)
+    record = {"raw_body": raw, "raw_size": len(body), "headers": safe_headers(request), "client_ip": ip}
+    if verdict.error is None:
+        assert verdict.observation is not None
+        try:
+            transition = services.payment_notification_apply(
+                observation=verdict.observation, source=EventSource.WEBHOOK, **record)
+        except UnknownOrder as exc:
+            verdict.error = exc
+        except DatabaseError as exc:
+            event_id = _store_failed(record, payload, exc)
+            return _answer(503, {"error": "database busy; retry later", "event_id": event_id})
+        except Exception as exc:
+            # A bug, not bad input: the body is stored with the traceback and the
+            # reconcile re-applies it; Midtrans is told to retry as well.
+            logger.exception("Applying a notification failed")
+            event_id = _store_failed(record, payload, exc)
+            return _answer(503, {"error": "could not apply the notification; it is stored and will be retried",
+                                 "event_id": event_id})
+    if verdict.error is not None:
+        return _reject(verdict, record, payload)
+    if transition.needs_confirmation:
+        transition = _confirm(transition)
+        if isinstance(transition, JsonResponse):
+            return transition
+    return _answer(200, {
+        "outcome": transition.outcome, "payment_status": transition.status_after,
+        "version": transition.version, "event_id": transition.event_id,
+    })
+
+
+def _reject(verdict: _Verdict, record: dict[str, Any], payload: object) -> JsonResponse:
+    """Store what nobody vouches for (bounded) and answer its 4xx."""
+    error = verdict.error
+    assert error is not None
     try:
-        verdict = _verify(payload)
-        error = verdict.error
         event = services.payment_event_record(
-            source=EventSource.WEBHOOK, payment=verdict.payment, raw_body=raw, raw_size=len(body),
-            trusted=error is None, headers=safe_headers(request), client_ip=ip,
-            signature_valid=verdict.signature_valid, payload=payload,
-            outcome=EventOutcome.RECEIVED if error is None else _ERROR_OUTCOME.get(type(error), EventOutcome.ERROR),
-            detail="" if error is None else error.message,
+            source=EventSource.WEBHOOK, trusted=False, signature_valid=verdict.signature_valid,
+            outcome=_ERROR_OUTCOME.get(type(error), EventOutcome.ERROR), detail=error.message, payload=payload,
+            **record,
         )
     except DatabaseError:
         logger.exception("Could not store notification")
         return _answer(503, {"error": "could not store the notification; retry later"})
-    if error is not None:
-        return _answer(_ERROR_STATUS.get(type(error), 400), {"error": error.message, **error.extra,
-                                                             "event_id": event.pk})
+    return _answer(_ERROR_STATUS.get(type(error), 400), {"error": error.message, **error.extra,
+                                                         "event_id": event.pk})
+
+
+def _confirm(transition: services.Transition) -> services.Transition | JsonResponse:
+    """Confirm a move out of a paid state with Midtrans (stored as stale until then) and apply the answer."""
+    assert transition.event_id is not None and transition.payment_id is not None
     try:
-        transition = services.payment_observe(
-            payment=verdict.payment, observation=verdict.observation, source=EventSource.WEBHOOK, event_id=event.pk
-        )
+        return services.payment_confirm(payment_id=transition.payment_id, source=EventSource.WEBHOOK,
+                                        event_id=transition.event_id)
     except DatabaseError as exc:
-        _fail(event, exc)
-        return _answer(503, {"error": "database busy; retry later", "event_id": event.pk})
+        _fail(transition.event_id, exc)
+        return _answer(503, {"error": "database busy; retry later", "event_id": transition.event_id})
     except GatewayError as exc:
-        _fail(event, exc)
-        return _answer(503, {"error": f"could not confirm with Midtrans: {exc.message}", "event_id": event.pk})
+        _fail(transition.event_id, exc)
+        return _answer(503, {"error": f"could not confirm with Midtrans: {exc.message}",
+                             "event_id": transition.event_id})
     except Exception as exc:
-        # A bug, not bad input: the body is stored with the traceback and the
-        # reconcile re-applies it; Midtrans is told to retry as well.
-        logger.exception("Applying a notification failed", extra={"event_id": event.pk})
-        _fail(event, exc)
+        logger.exception("Confirming a notification failed", extra={"event_id": transition.event_id})
+        _fail(transition.event_id, exc)
         return _answer(503, {"error": "could not apply the notification; it is stored and will be retried",
-                             "event_id": event.pk})
-    return _answer(200, {
-        "outcome": transition.outcome, "payment_status": transition.status_after,
-        "version": transition.version, "event_id": event.pk,
-    })
+                             "event_id": transition.event_id})
 
 
 def _read_body(request: HttpRequest) -> bytes | None:
@@ -154,7 +244,7 @@ def _is_plain(payload: object) -> bool:
 
 
 def _verify(payload: object) -> _Verdict:
-    """Validate the fields, the signature and the order; the first failure is the verdict."""
+    """Validate the fields and the signature; the first failure is the verdict (the order is looked up later)."""
     verdict = _Verdict()
     try:
         if payload is None:
@@ -166,7 +256,6 @@ def _verify(payload: object) -> _Verdict:
         if clean_text(observation.order_id) != observation.order_id:
             # No order number holds a NUL; PostgreSQL would refuse even to look it up.
             raise UnknownOrder(f"unknown order {observation.order_id[:64]!r}")
-        verdict.payment = selectors.payment_for_order_number(observation.order_id)
         verdict.observation = observation
     except ApplicationError as exc:
         verdict.error = exc
@@ -180,12 +269,25 @@ def _summary(payload: object) -> dict[str, str]:
     return {name: clean_text(payload.get(name))[:64] for name in ("order_id", "transaction_status")}
 
 
-def _fail(event: PaymentEvent, exc: Exception) -> None:
-    logger.warning("Notification stored but not applied", extra={"event_id": event.pk, "error": str(exc)})
+def _store_failed(record: dict[str, Any], payload: object, exc: Exception) -> int | None:
+    """Store a verified notification whose transaction failed (nothing of it was kept) as ``error``."""
+    logger.warning("Notification not applied", extra={"error": str(exc)[:200]})
     try:
+        event = services.payment_event_record(source=EventSource.WEBHOOK, signature_valid=True, payload=payload,
+                                              **record)
         services.payment_event_fail(event_id=event.pk, error=exc)
     except DatabaseError:
-        logger.exception("Could not mark event %s as failed", event.pk)
+        logger.exception("Could not store notification")
+        return None
+    return event.pk
+
+
+def _fail(event_id: int, exc: Exception) -> None:
+    logger.warning("Notification stored but not applied", extra={"event_id": event_id, "error": str(exc)})
+    try:
+        services.payment_event_fail(event_id=event_id, error=exc)
+    except DatabaseError:
+        logger.exception("Could not mark event %s as failed", event_id)
 
 
 def _answer(status: int, data: dict[str, Any]) -> JsonResponse:

@@ -2,9 +2,11 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+from project.handlers import get_asgi_application  # noqa: E402
+
+# Django's ASGIHandler with the middleware chain entered once (project/handlers.py explains why).
 django_asgi_app = get_asgi_application()
 
 from project.checks import refuse_to_start_on_errors  # noqa: E402
@@ -16,6 +18,7 @@ refuse_to_start_on_errors()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from checkout.webhook import WebhookGate  # noqa: E402
 from project.accesslog import AccessLogMiddleware  # noqa: E402
 from project.gctune import tune_gc  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -23,7 +26,8 @@ from realtime.routing import websocket_urlpatterns  # noqa: E402
 application = AccessLogMiddleware(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            # Past the knee, a quick 503 for notifications before any thread or middleware (checkout/webhook.py).
+            "http": WebhookGate(django_asgi_app),
             "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
         }
     )

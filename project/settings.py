@@ -119,6 +119,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.b
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
 
+    from project.dbpool import forget_inherited_pools
+
+    os.register_at_fork(after_in_child=forget_inherited_pools)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en"

@@ -173,3 +173,15 @@ def test_settlement_for_an_expired_order_is_kept_out_and_flagged(make_order, cap
     assert (result.outcome, order.payment.status, order.status) == ("stale", "expired", "expired")
     flagged = [r for r in caplog.records if r.getMessage() == "Payment received for a closed order"]
     assert len(flagged) == 1 and flagged[0].order == order.number
+
+
+def test_a_late_settlement_after_a_refund_is_stale_but_not_money_for_a_closed_order(make_order, caplog) -> None:
+    """Only a payment that ended unpaid is "paid after close"; a refunded one was paid, then given back."""
+    order = make_order()
+    apply(order, observe(order, "settlement"))
+    apply(order, observe(order, "refund"), confirmed=True)
+    caplog.set_level("ERROR")
+    result = apply(order, observe(order, "settlement"), confirmed=True)
+    order.refresh_from_db()
+    assert (result.outcome, order.payment.status) == ("stale", "refunded")
+    assert not [r for r in caplog.records if r.getMessage() == "Payment received for a closed order"]

@@ -39,7 +39,8 @@ METHODS = ["bca_va", "bni_va", "bri_va", "permata_va", "mandiri_bill", "gopay", 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(("ts", "expected"), [
-    ("pending", ("pending", "pending", 1)),
+    # A pending notification names the chosen method: news for the page, so a new version.
+    ("pending", ("pending", "pending", 2)),
     ("settlement", ("success", "processing", 2)),
     ("expire", ("expired", "expired", 2)),
     ("cancel", ("cancelled", "cancelled", 2)),
@@ -240,7 +241,7 @@ def test_database_busy_is_503_not_500(client, order, monkeypatch) -> None:
     def locked(**kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(services, "payment_observe", locked)
+    monkeypatch.setattr(services, "payment_notification_apply", locked)
     response = send(client, signed(order, "settlement"))
     assert response.status_code == 503
     assert PaymentEvent.objects.get(order_number=order.number).outcome == "error"
@@ -288,7 +289,7 @@ def test_a_bug_while_applying_is_503_with_the_traceback_stored(client, order, mo
     def broken(**kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(services, "payment_observe", broken)
+    monkeypatch.setattr(services, "payment_notification_apply", broken)
     response = send(client, signed(order, "settlement"))
     assert response.status_code == 503 and "stored" in response.json()["error"]
     event = PaymentEvent.objects.get(order_number=order.number)
@@ -420,3 +421,56 @@ def test_rejected_posts_never_log_their_body(client, order, caplog) -> None:
     send(client, notification(order.number, "settlement", server_key="SB-Mid-server-WRONG", note=PADDING))
     send(client, "{" + PADDING)
     assert caplog.records and all(PADDING[:100] not in r.getMessage() + str(vars(r)) for r in caplog.records)
+
+
+# --- overload: a bounded number in flight, a quick 503 past it ------------------------------------
+
+
+def test_past_the_in_flight_bound_the_next_notification_is_503_at_once_and_touches_nothing(
+    transactional_db, make_order, settings, monkeypatch
+) -> None:
+    """With the bound at 1 and one notification held in flight, the next gets 503 + Retry-After, unread, unstored."""
+    import asyncio
+    import threading
+
+    from channels.testing import HttpCommunicator
+
+    from checkout import services
+    from checkout.services import Transition
+    from project.asgi import application
+
+    order = make_order()
+    settings.WEBHOOK_MAX_IN_FLIGHT = 1
+    settings.ALLOWED_HOSTS = ["unknown"]  # what HttpCommunicator's scope (no Host header) resolves to
+    entered, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def held(**kwargs):
+        calls.append(kwargs["observation"].transaction_status)
+        entered.set()
+        release.wait(30)
+        return Transition(1, "applied", "pending", "success", 2)
+
+    monkeypatch.setattr(services, "payment_notification_apply", held)
+
+    def post(body: dict) -> HttpCommunicator:
+        return HttpCommunicator(application, "POST", URL, body=json.dumps(body).encode(),
+                                headers=[(b"content-type", b"application/json")])
+
+    async def scenario() -> tuple[dict, dict, dict]:
+        first = asyncio.ensure_future(post(signed(order, "settlement")).get_response(timeout=30))
+        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+        try:
+            refused = await post(signed(order, "settlement")).get_response(timeout=30)
+        finally:
+            release.set()
+        held_answer = await first
+        after = await post(signed(order, "pending")).get_response(timeout=30)  # the slot was given back
+        return refused, held_answer, after
+
+    refused, held_answer, after = asyncio.run(scenario())
+    assert refused["status"] == 503 and int(dict(refused["headers"])[b"retry-after"]) > 0
+    assert "retry" in json.loads(refused["body"])["error"]
+    assert (held_answer["status"], after["status"]) == (200, 200)
+    assert calls == ["settlement", "pending"]  # the refused one never reached the view
+    assert PaymentEvent.objects.count() == 0
