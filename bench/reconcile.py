@@ -1,21 +1,33 @@
-"""Benchmark: one full reconcile run vs the same checks done one by one (the seed's way).
+"""Benchmark: one reconcile run shared by 1, then 2, real qcluster workers, on PostgreSQL, against the simulator.
 
-Creates N pending payments in a scratch SQLite database, the matching
-transactions at a real simulator (status API latency 50 ms by default) and a
-throw-away redis-server, then times both. Prints wall time and Midtrans calls
-per second, and the busiest one-second window, which must stay under the
-configured ceiling.
+Starts a throw-away PostgreSQL (tests/support/postgres.py), redis-server and
+simulator (status API latency 50 ms by default), creates N pending payments
+and their Midtrans transactions, then for each worker count: makes every
+payment due, starts that many ``manage.py qcluster`` processes (one worker
+process each, ``--concurrency`` threads per chunk), dispatches one run from
+this process (the coordinator) and times it until every chunk is done.
+Prints the wall time, the speed-up of the last count over the first, and —
+in a last pass under a ceiling low enough to bind — the busiest second's
+calls, counted three ways: the slots the shared budget granted (Redis), the
+calls' own start times (``last_checked_at``), and the requests the simulator
+logged.
 
-    .venv/bin/python bench/reconcile.py [--count 10000] [--baseline-count N] [--latency-ms 50]
-                                         [--concurrency 16] [--max-calls-per-second 250]
+    .venv/bin/python bench/reconcile.py [--workers 1,2] [--count 10000] [--latency-ms 50] [--concurrency 16]
+        [--chunk-size 100] [--max-calls-per-second 2000] [--binding-ceiling 100] [--binding-count 2000]
+        [--profile PATH]   # py-spy (raw) of one worker during the last speed run
 """
 
 import argparse
 import os
+import re
+import secrets
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,91 +37,171 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
-from tests.support.servers import start_redis, start_simulator  # noqa: E402
+from tests.support.postgres import PostgresCluster  # noqa: E402
+from tests.support.servers import ServerProcess, start_redis, start_simulator  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
+SIM_LINE = re.compile(r"^(\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d) GET /v2/[^/]+/status ")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=10_000, help="pending payments (default 10000)")
-    parser.add_argument("--baseline-count", type=int, default=None,
-                        help="payments checked one by one (default: all of them)")
+    parser.add_argument("--workers", default="1,2", help="qcluster counts to run, in order (default 1,2)")
+    parser.add_argument("--count", type=int, default=10_000, help="due payments per run (default 10000)")
     parser.add_argument("--latency-ms", type=int, default=50, help="simulator status API latency")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--max-calls-per-second", type=float, default=250.0)
+    parser.add_argument("--concurrency", type=int, default=16, help="threads per chunk (RECONCILE_CONCURRENCY)")
+    parser.add_argument("--chunk-size", type=int, default=100)
+    parser.add_argument("--max-calls-per-second", type=float, default=2000.0,
+                        help="ceiling for the speed runs (high: not the bound)")
+    parser.add_argument("--binding-ceiling", type=float, default=100.0, help="ceiling for the last pass")
+    parser.add_argument("--binding-count", type=int, default=2000, help="payments in the last pass")
+    parser.add_argument("--profile", default=None, help="write a py-spy raw profile of one worker here")
     args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="paywatch-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="paywatch-bench-") as tmp, PostgresCluster() as pg:
         redis = start_redis(tmp)
         sim = start_simulator(tmp, notify_url="http://127.0.0.1:9/unused", server_key=SERVER_KEY)
         try:
-            run(args, Path(tmp), redis_url=str(redis.url), sim_url=str(sim.url))
+            Bench(args, Path(tmp), database_url=pg.url, redis_url=str(redis.url), sim=sim).run(counts)
         finally:
             sim.stop()
             redis.stop()
 
 
-def run(args: argparse.Namespace, tmp: Path, *, redis_url: str, sim_url: str) -> None:
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "REDIS_URL": redis_url,
-        "MIDTRANS_SERVER_KEY": SERVER_KEY,
-        "MIDTRANS_CORE_API_URL": sim_url,
-        "MIDTRANS_SNAP_API_URL": f"{sim_url}/snap/v1",
-        "LOG_LEVEL": "WARNING",
-        "RECONCILE_CONCURRENCY": str(args.concurrency),
-        "RECONCILE_MAX_CALLS_PER_SECOND": str(args.max_calls_per_second),
-    })
-    import django
+class Bench:
+    def __init__(self, args: argparse.Namespace, tmp: Path, *, database_url: str, redis_url: str,
+                 sim: ServerProcess) -> None:
+        self.args, self.tmp, self.sim, self.sim_url = args, tmp, sim, str(sim.url)
+        self.env = {
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "MIDTRANS_SERVER_KEY": SERVER_KEY,
+            "MIDTRANS_CORE_API_URL": self.sim_url,
+            "MIDTRANS_SNAP_API_URL": f"{self.sim_url}/snap/v1",
+            "LOG_LEVEL": "WARNING",
+            "RECONCILE_CONCURRENCY": str(args.concurrency),
+            "Q_WORKERS": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+        os.environ.update(self.env)
 
-    django.setup()
-    from django.core.management import call_command
+    def run(self, counts: list[int]) -> None:
+        import django
 
-    call_command("migrate", verbosity=0)
-    requests.post(f"{sim_url}/sim/config", json={"notifications": False}, timeout=10).raise_for_status()
+        django.setup()
+        from django.core.management import call_command
 
-    started = time.monotonic()
-    numbers = create_payments(args.count)
-    create_transactions(sim_url, numbers)
-    print(f"set-up: {args.count} pending payments and Midtrans transactions in {time.monotonic() - started:.1f} s",
-          file=sys.stderr)
-    requests.post(f"{sim_url}/sim/config", json={"status_latency_ms": args.latency_ms},
-                  timeout=10).raise_for_status()
+        call_command("migrate", verbosity=0)
+        self.sim_config(notifications=False)
+        started = time.monotonic()
+        total = max(self.args.count, self.args.binding_count)
+        self.numbers = create_payments(total)
+        create_transactions(self.sim_url, self.numbers)
+        print(f"set-up: {total} pending payments and Midtrans transactions in {time.monotonic() - started:.1f} s",
+              file=sys.stderr)
+        self.sim_config(status_latency_ms=self.args.latency_ms)
 
-    calls = CallLog()
-    calls.install()
-    print(f"machine: {machine()}")
-    print(f"{args.count} pending payments, status latency {args.latency_ms} ms, concurrency {args.concurrency}, "
-          f"ceiling {args.max_calls_per_second:g} calls/s")
-    print(f"{'mode':<14} {'payments':>8} {'wall s':>8} {'calls':>7} {'calls/s':>8} {'max in 1 s':>10}")
+        print(f"machine: {machine()} (shared with other test runs while measured)")
+        print(f"PostgreSQL; status latency {self.args.latency_ms} ms; {self.args.concurrency} threads per chunk; "
+              f"chunks of {self.args.chunk_size}; one worker process per qcluster")
+        print(f"{'workers':>7} {'ceiling':>8} {'payments':>8} {'wall s':>7} {'payments/s':>10} "
+              f"{'busiest s (slots)':>17} {'(call starts)':>13} {'(at simulator)':>14}")
+        walls = {}
+        for n, workers in enumerate(counts):
+            profile = self.args.profile if n == len(counts) - 1 else None
+            walls[workers] = self.one(workers, self.args.count, self.args.max_calls_per_second, profile=profile)
+        if len(counts) > 1:
+            first, last = counts[0], counts[-1]
+            print(f"speed-up of {last} workers over {first}: {walls[first] / walls[last]:.2f}x")
+        self.one(counts[-1], self.args.binding_count, self.args.binding_ceiling)
 
-    make_all_due()
-    calls.reset()
-    t0 = time.monotonic()
-    from reconcile.services import reconcile_run
+    def one(self, workers: int, count: int, ceiling: float, profile: str | None = None) -> float:
+        """Run one dispatched reconcile of ``count`` due payments over ``workers`` qclusters; return its wall time."""
+        from datetime import timedelta
 
-    summary = reconcile_run(budget_seconds=24 * 3600)
-    pooled = time.monotonic() - t0
-    assert summary.checked == args.count and not summary.errors, summary
-    report("reconcile run", args.count, pooled, calls)
+        from django.utils import timezone
 
-    baseline_count = args.baseline_count or args.count
-    make_all_due()
-    calls.reset()
-    t0 = time.monotonic()
-    one_by_one(baseline_count)
-    serial = time.monotonic() - t0
-    report("one by one", baseline_count, serial, calls)
-    per_payment_serial = serial / baseline_count
-    per_payment_pooled = pooled / args.count
-    print(f"speed-up: {per_payment_serial / per_payment_pooled:.1f}x per payment "
-          f"({per_payment_serial * 1000:.1f} ms vs {per_payment_pooled * 1000:.2f} ms)")
+        from checkout.models import Payment
+        from reconcile import chunks
+        from reconcile.budget import SharedBudget, client
+        from reconcile.services import reconcile_dispatch
+
+        Payment.objects.update(next_check_at=timezone.now() + timedelta(days=1), last_checked_at=None)
+        due = list(Payment.objects.order_by("pk").values_list("pk", flat=True)[:count])
+        Payment.objects.filter(pk__in=due).update(next_check_at=timezone.now())
+        env = {**self.env, "RECONCILE_MAX_CALLS_PER_SECOND": str(ceiling)}
+        procs = [ServerProcess(f"qcluster-{workers}w-{ceiling:g}-{i}", [sys.executable, "manage.py", "qcluster"],
+                               self.tmp, env=env, cwd=ROOT).start() for i in range(workers)]
+        spy = None
+        try:
+            wait_for_clusters({proc.proc.pid for proc in procs})
+            os.environ["RECONCILE_MAX_CALLS_PER_SECOND"] = str(ceiling)
+            if profile:
+                py_spy = str(Path(sys.executable).with_name("py-spy"))
+                spy = subprocess.Popen([py_spy, "record", "--nonblocking", "--format", "raw", "--subprocesses",
+                                        "--rate", "50", "-o", profile, "--pid", str(procs[0].proc.pid)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1.0)  # py-spy attaches
+            sim_lines = self.sim.log_path.stat().st_size
+            first_second = int(client().time()[0])
+            t0 = time.monotonic()
+            summary = reconcile_dispatch(budget_seconds=3600, max_calls_per_second=ceiling,
+                                         chunk_size=self.args.chunk_size)
+            assert summary.queued == count, summary
+            poll = threading.Event()
+            while True:
+                queued = client().zcard(chunks.QUEUED_KEY)
+                running = client().zcard(chunks.RUNNING_KEY)
+                if not queued and not running:
+                    break
+                poll.wait(0.05)
+            wall = time.monotonic() - t0
+            last_second = int(client().time()[0])
+        finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+            for proc in procs:
+                proc.stop()
+        unchecked = Payment.objects.filter(pk__in=due, last_checked_at__isnull=True).count()
+        assert not unchecked, f"{unchecked} payments unchecked"
+        slots = SharedBudget.busiest(first_second, last_second)[1]
+        starts = Counter(int(at.timestamp()) for at in
+                         Payment.objects.filter(pk__in=due).values_list("last_checked_at", flat=True))
+        at_sim = self.sim_busiest_second(sim_lines)
+        print(f"{workers:>7} {ceiling:>8g} {count:>8} {wall:>7.1f} {count / wall:>10.0f} {slots:>17} "
+              f"{max(starts.values()):>13} {at_sim:>14}", flush=True)
+        return wall
+
+    def sim_busiest_second(self, offset: int) -> int:
+        with self.sim.log_path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        seconds = Counter(m.group(1) for m in map(SIM_LINE.match, text.splitlines()) if m)
+        return max(seconds.values(), default=0)
+
+    def sim_config(self, **config: object) -> None:
+        requests.post(f"{self.sim_url}/sim/config", json=config, timeout=10).raise_for_status()
+
+
+def wait_for_clusters(pids: set[int], timeout: float = 60.0) -> None:
+    """Wait until every qcluster started (by its sentinel's pid) reports to Redis with its worker up."""
+    from django_q.status import Stat
+
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not pids <= {stat.pid for stat in Stat.get_all() if stat.workers}:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"qclusters {sorted(pids)} did not report within {timeout} s")
+        pause.wait(0.2)
 
 
 def create_payments(count: int) -> list[str]:
-    """Insert ``count`` pending orders and payments, due now."""
+    """Insert ``count`` pending orders and payments (not yet due)."""
     from datetime import timedelta
     from decimal import Decimal
 
@@ -123,7 +215,7 @@ def create_payments(count: int) -> list[str]:
     orders = Order.objects.bulk_create(
         [Order(number=number, gross_amount=Decimal(85000), items=items) for number in numbers], batch_size=1000)
     Payment.objects.bulk_create(
-        [Payment(order=order, amount=Decimal(85000), expires_at=now + timedelta(days=1), next_check_at=now)
+        [Payment(order=order, amount=Decimal(85000), expires_at=now + timedelta(days=1), next_check_at=None)
          for order in orders], batch_size=1000)
     return numbers
 
@@ -142,62 +234,6 @@ def create_transactions(sim_url: str, numbers: list[str]) -> None:
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(one, numbers))
-
-
-def make_all_due() -> None:
-    from django.utils import timezone
-
-    from checkout.models import Payment
-
-    Payment.objects.update(next_check_at=timezone.now())
-
-
-def one_by_one(count: int) -> None:
-    """The seed's loop: every pending payment, one status call after the other."""
-    from checkout import services
-    from checkout.models import Payment
-    from reconcile.services import payment_schedule_next
-
-    for payment in Payment.objects.select_related("order").filter(status="pending").order_by("pk")[:count]:
-        transition = services.payment_check_now(payment=payment, source="reconcile")
-        payment_schedule_next(payment=payment, status=transition.status_after)
-
-
-class CallLog:
-    """Record when each status call was made (wrapping the gateway, for this process only)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.lock = threading.Lock()
-
-    def install(self) -> None:
-        from checkout import gateway
-
-        original = gateway.transaction_status
-
-        def logged(order_id: str):
-            with self.lock:
-                self.times.append(time.monotonic())
-            return original(order_id)
-
-        gateway.transaction_status = logged
-
-    def reset(self) -> None:
-        with self.lock:
-            self.times.clear()
-
-    def busiest_second(self) -> int:
-        times, best, start = sorted(self.times), 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
-
-
-def report(mode: str, count: int, wall: float, calls: CallLog) -> None:
-    n = len(calls.times)
-    print(f"{mode:<14} {count:>8} {wall:>8.1f} {n:>7} {n / wall:>8.1f} {calls.busiest_second():>10}")
 
 
 if __name__ == "__main__":

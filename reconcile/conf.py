@@ -49,3 +49,37 @@ def lock_timeout_seconds(budget: float) -> float:
 def outage_backoff_seconds() -> float:
     """Return how far a payment whose check hit an outage is pushed out."""
     return max(60.0, interval_seconds())
+
+
+def circuit_open_seconds() -> float:
+    """Return how long the shared circuit stays open once tripped: shorter than the interval, so the next run probes."""
+    return max(5.0, min(60.0, 0.5 * interval_seconds()))
+
+
+def chunk_size() -> int:
+    """Return how many payments one chunk (one django-q2 task) checks."""
+    return max(1, int(getattr(settings, "RECONCILE_CHUNK_SIZE", 100)))
+
+
+def chunk_budget_seconds() -> float:
+    """Return how long one chunk may keep issuing calls; what is left is released for the next run.
+
+    Short, so that a killed worker's chunk is taken up again soon (its lease
+    below), and well inside django-q2's task timeout.
+    """
+    return max(5.0, min(60.0, time_budget_seconds()))
+
+
+def chunk_lease_seconds(budget: float) -> float:
+    """Return how long a chunk holds the payments it claimed: its budget, the calls in flight, a margin.
+
+    After that a payment a dead chunk never checked is due again, and the next run takes it.
+    """
+    return budget + 2 * call_timeout_seconds() + 5.0
+
+
+def max_payments_per_run(budget: float, max_calls_per_second: float) -> int | None:
+    """Return how many due payments one run enqueues: what the ceiling lets through in its time budget."""
+    if max_calls_per_second <= 0:
+        return None
+    return max(1, int(max_calls_per_second * budget))

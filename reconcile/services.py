@@ -6,16 +6,22 @@ it is audited, monotonic and pushed live like a webhook's.
 
 import json
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.tasks import async_task
 from redis.exceptions import LockError
 
 from checkout import gateway
@@ -32,21 +38,21 @@ from checkout.errors import (
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
 from checkout.observations import Observation, observation_from_payload
 from checkout.states import FINAL_ORDER_STATUSES, FINAL_PAYMENT_STATUSES, OPEN_PAYMENT_STATUSES
-from reconcile import conf, metrics, schedule, selectors
+from reconcile import chunks, conf, metrics, schedule, selectors
 from reconcile.models import NotificationRetry
-from reconcile.runner import Run, run_pool
+from reconcile.runner import Run, circuit_open_for, run_pool
 
 logger = logging.getLogger("paywatch.reconcile")
 
 
 @dataclass
 class RunSummary:
-    """What one reconcile run did."""
+    """What one reconcile run (or one of its chunks) did."""
 
     checked: int = 0       # payments Midtrans answered about (a 404 for "no method chosen" included)
     fixed: int = 0         # of those, payments whose status changed
     errors: int = 0        # checks that failed for another reason (recorded, retried later)
-    skipped: int = 0       # due payments left for the next run (deadline or open circuit)
+    skipped: int = 0       # claimed payments left for the next run (deadline or open circuit)
     unavailable: int = 0   # calls that found Midtrans down, slow, rate-limiting or answering garbage
     reapplied: int = 0     # stored notifications re-applied
     expired: int = 0       # overdue payments Midtrans confirmed unpaid, expired here and there
@@ -55,6 +61,27 @@ class RunSummary:
     out_of_time: bool = False
     locked: bool = False   # another run held the lock: this one did nothing
     duration: float = 0.0
+    queued: int = 0        # payments handed to chunks (a dispatched run)
+    chunks: int = 0        # chunks enqueued (a dispatched run)
+    taken: int = 0         # payments a chunk found claimed by someone else or no longer due
+    busy: bool = False     # the last run's chunks were still queued: this one queued nothing
+    run_id: str = ""
+    worker: str = ""       # "host:pid" of the process that ran a chunk
+
+    def add(self, other: "RunSummary") -> None:
+        """Add a chunk's counts to this run's."""
+        for name in ("checked", "fixed", "errors", "skipped", "unavailable", "expired", "calls", "taken"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.circuit_open = self.circuit_open or other.circuit_open
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The due payments a run hands out, selected at ``cutoff``."""
+
+    cutoff: datetime
+    overdue: list[int]
+    due: list[int]
 
 
 def _redis() -> redis.Redis:
@@ -68,11 +95,13 @@ def reconcile_run(
     concurrency: int | None = None,
     max_calls_per_second: float | None = None,
 ) -> RunSummary:
-    """Check every due open payment with Midtrans and re-apply failed notifications; one run at a time.
+    """Do one whole reconcile run in this process; one run at a time (the bench's baseline, the tests).
 
-    A Redis lock (which expires should this worker die) keeps a second run
-    out; the run stops issuing calls at its time budget or when Midtrans is
-    unavailable, and leaves what remains to the next run.
+    The same work as a dispatched run (``reconcile_dispatch``) and its chunks,
+    done inline: re-apply failed notifications, then claim and check every
+    due payment. A Redis lock (which expires should this process die) keeps a
+    second run out; calls stop at the time budget or when the shared circuit
+    opens, and what remains is released for the next run.
     """
     started = time.monotonic()
     budget = conf.time_budget_seconds() if budget_seconds is None else budget_seconds
@@ -87,8 +116,12 @@ def reconcile_run(
                   else max_calls_per_second)
         summary = RunSummary()
         _reapply_notifications(run, summary)
-        _expire_overdue(run, summary)
-        _check_due(run, summary)
+        plan = _plan(limit=None)
+        lease, size = conf.chunk_lease_seconds(budget), conf.chunk_size()
+        for kind, ids in (("overdue", plan.overdue), ("due", plan.due)):
+            for i in range(0, len(ids), size):  # claimed a chunk at a time, as the workers do
+                summary.add(reconcile_chunk_check(run=run, kind=kind, payment_ids=ids[i:i + size],
+                                                  cutoff=plan.cutoff, lease_seconds=lease))
     finally:
         try:
             lock.release()
@@ -103,34 +136,157 @@ def reconcile_run(
     return summary
 
 
-def _check_due(run: Run, summary: RunSummary) -> None:
-    due = list(selectors.payments_due(now=timezone.now()))
-    for done in run_pool(due, lambda payment: payment_reconcile(payment=payment, run=run), run):
-        kind = done.result
-        metrics.checks.labels(result=kind).inc()
-        if kind in ("fixed", "ok"):
-            summary.checked += 1
-            summary.fixed += kind == "fixed"
-        elif kind == "unavailable":
-            summary.unavailable += 1
-        else:
-            summary.errors += 1
-    summary.skipped = len(due) - summary.checked - summary.unavailable - summary.errors
+def reconcile_dispatch(
+    *,
+    budget_seconds: float | None = None,
+    lock_timeout: float | None = None,
+    max_calls_per_second: float | None = None,
+    chunk_size: int | None = None,
+    chunk_budget_seconds: float | None = None,
+) -> RunSummary:
+    """Coordinate one reconcile run: select the due payments and enqueue them in chunks for every worker.
 
-
-def _expire_overdue(run: Run, summary: RunSummary) -> None:
-    """End open payments past their expiry now, as the cleanup does (confirmed with Midtrans first).
-
-    A Snap page that expires before the customer chose a method sends no
-    notification and its status stays 404: left to the daily cleanup, such an
-    order would show "pending" for up to a day after its expiry. Done before
-    the due checks, so an overdue payment costs its confirmation call only.
+    Holds the run lock only while it selects and enqueues (never two
+    coordinators at once); the calls happen in the chunks, on any worker of
+    any host, under the shared ceiling and circuit. Queues nothing while the
+    shared circuit is open, or while the task queue still holds work (the
+    last run's chunks: the same payments would be queued twice). At most what the
+    ceiling lets through in one time budget is queued; the rest stays due.
     """
-    overdue = list(selectors.payments_overdue(now=timezone.now()))
-    for done in run_pool(overdue, lambda payment: payment_cleanup(payment=payment, run=run), run):
-        metrics.cleanups.labels(result=done.result.action).inc()
-        summary.expired += done.result.action == "expired"
-        summary.fixed += done.result.action in ("paid", "updated")
+    started = time.monotonic()
+    budget = conf.time_budget_seconds() if budget_seconds is None else budget_seconds
+    ceiling = conf.max_calls_per_second() if max_calls_per_second is None else max_calls_per_second
+    size = chunk_size or conf.chunk_size()
+    chunk_budget = conf.chunk_budget_seconds() if chunk_budget_seconds is None else chunk_budget_seconds
+    summary = RunSummary(run_id=uuid.uuid4().hex[:12])
+    lock = _redis().lock(conf.LOCK_KEY, timeout=lock_timeout or conf.lock_timeout_seconds(budget), blocking=False)
+    if not lock.acquire(blocking=False):
+        logger.info("Reconcile already being dispatched elsewhere; skipping this run")
+        metrics.runs.labels(result="locked").inc()
+        return RunSummary(locked=True, duration=time.monotonic() - started)
+    try:
+        metrics.ceiling.set(ceiling)
+        chunks.outstanding(queued_stale_after=conf.interval_seconds(),
+                           running_stale_after=conf.chunk_lease_seconds(chunk_budget) + 30)
+        if circuit_open_for() > 0:
+            summary.circuit_open = True
+        elif get_broker().queue_size():
+            # The last run's chunks still wait in the queue: queuing the same payments again would only add
+            # chunks that find them claimed. Chunks a killed worker had prefetched are no longer in the queue,
+            # so they hold nothing up; their payments are still due and this run takes them.
+            summary.busy = True
+        else:
+            run = Run(budget_seconds=min(budget, chunk_budget), max_calls_per_second=ceiling, concurrency=1)
+            _reapply_notifications(run, summary)
+            summary.calls = run.calls
+            plan = _plan(limit=conf.max_payments_per_run(budget, ceiling))
+            specs = [{"id": f"{summary.run_id}-{kind}-{n}", "run": summary.run_id, "kind": kind,
+                      "payment_ids": ids[i:i + size], "cutoff": plan.cutoff.isoformat(),
+                      "budget_seconds": chunk_budget}
+                     for kind, ids in (("overdue", plan.overdue), ("due", plan.due))
+                     for n, i in enumerate(range(0, len(ids), size))]
+            chunks.queued([spec["id"] for spec in specs])
+            for spec in specs:
+                async_task("reconcile.tasks.reconcile_chunk", spec, task_name=f"reconcile-chunk-{spec['id']}",
+                           group=f"reconcile-{summary.run_id}")
+            summary.queued, summary.chunks = len(plan.overdue) + len(plan.due), len(specs)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            logger.warning("Reconcile lock expired before the coordinator ended")
+    summary.duration = time.monotonic() - started
+    result = "circuit" if summary.circuit_open else "busy" if summary.busy else "dispatched"
+    metrics.runs.labels(result=result).inc()
+    logger.info("Reconcile run dispatched", extra={"result": result, **summary.__dict__})
+    return summary
+
+
+def reconcile_chunk(*, spec: dict[str, Any]) -> RunSummary:
+    """Check one chunk of a dispatched run (a django-q2 task, on any worker); release what it could not check."""
+    chunks.started(spec["id"])
+    try:
+        run = Run(budget_seconds=float(spec["budget_seconds"]), max_calls_per_second=conf.max_calls_per_second(),
+                  concurrency=conf.concurrency())
+        summary = reconcile_chunk_check(
+            run=run, kind=spec["kind"], payment_ids=list(spec["payment_ids"]),
+            cutoff=datetime.fromisoformat(spec["cutoff"]),
+            lease_seconds=conf.chunk_lease_seconds(float(spec["budget_seconds"])))
+    finally:
+        chunks.done(spec["id"])
+    summary.run_id, summary.calls, summary.circuit_open = spec["run"], run.calls, run.circuit.is_open
+    summary.worker = f"{socket.gethostname()}:{os.getpid()}"
+    summary.out_of_time = summary.skipped > 0 and not summary.circuit_open
+    summary.duration = run.elapsed()
+    return summary
+
+
+def _plan(*, limit: int | None) -> Plan:
+    """Select what is due now: overdue payments (confirmed, then expired) and the rest (checked)."""
+    cutoff = timezone.now()
+    due_now = Q(next_check_at__isnull=True) | Q(next_check_at__lte=cutoff)
+    overdue = list(selectors.payments_overdue(now=cutoff).filter(due_now).values_list("pk", flat=True)[:limit])
+    overdue_now = Q(status__in=selectors.EXPIRABLE_PAYMENT_STATUSES, expires_at__lt=cutoff)
+    due = selectors.payments_due(now=cutoff).exclude(overdue_now).values_list("pk", flat=True)
+    rest = None if limit is None else max(0, limit - len(overdue))
+    return Plan(cutoff, overdue, list(due[:rest]) if rest is None or rest > 0 else [])
+
+
+def payments_claim(*, payment_ids: list[int], cutoff: datetime, lease_until: datetime) -> list[Payment]:
+    """Claim the payments still due at ``cutoff`` for one chunk; return them (oldest check first).
+
+    One conditional UPDATE moves their next check to ``lease_until`` (a value
+    unique to this claim): a payment another chunk or run claimed (or checked)
+    meanwhile is no longer due and is left out, so none is checked twice; and
+    should this worker die, the payments it claimed are due again when the lease
+    ends. Done in the database, so it holds even if Redis is lost.
+    """
+    if not payment_ids:
+        return []
+    Payment.objects.filter(pk__in=payment_ids, status__in=OPEN_PAYMENT_STATUSES).filter(
+        Q(next_check_at__isnull=True) | Q(next_check_at__lte=cutoff)).update(next_check_at=lease_until)
+    return list(selectors.payments_open().filter(pk__in=payment_ids, next_check_at=lease_until)
+                .order_by("pk"))
+
+
+def payments_release(*, payment_ids: list[int], lease_until: datetime, due_at: datetime) -> int:
+    """Hand claimed payments that were not checked back to the next run, first in line (due at ``due_at``)."""
+    if not payment_ids:
+        return 0
+    return Payment.objects.filter(pk__in=payment_ids, next_check_at=lease_until).update(next_check_at=due_at)
+
+
+def reconcile_chunk_check(*, run: Run, kind: str, payment_ids: list[int], cutoff: datetime,
+                          lease_seconds: float) -> RunSummary:
+    """Claim a chunk's payments and check them: ``due`` ones are reconciled, ``overdue`` ones confirmed and expired."""
+    summary = RunSummary()
+    lease_until = timezone.now() + timedelta(seconds=lease_seconds)
+    claimed = payments_claim(payment_ids=payment_ids, cutoff=cutoff, lease_until=lease_until)
+    summary.taken = len(payment_ids) - len(claimed)
+    finished: set[int] = set()
+    if kind == "overdue":
+        for done in run_pool(claimed, lambda payment: payment_cleanup(payment=payment, run=run), run):
+            finished.add(claimed[done.index].pk)
+            metrics.cleanups.labels(result=done.result.action).inc()
+            summary.expired += done.result.action == "expired"
+            summary.fixed += done.result.action in ("paid", "updated")
+    else:
+        for done in run_pool(claimed, lambda payment: payment_reconcile(payment=payment, run=run), run):
+            finished.add(claimed[done.index].pk)
+            kind_of = done.result
+            metrics.checks.labels(result=kind_of).inc()
+            if kind_of in ("fixed", "ok"):
+                summary.checked += 1
+                summary.fixed += kind_of == "fixed"
+            elif kind_of == "unavailable":
+                summary.unavailable += 1
+            else:
+                summary.errors += 1
+    unchecked = [payment.pk for payment in claimed if payment.pk not in finished]
+    payments_release(payment_ids=unchecked, lease_until=lease_until, due_at=cutoff)
+    if kind != "overdue":
+        summary.skipped = len(unchecked)
+    return summary
 
 
 def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.RECONCILE) -> str | None:

@@ -1,4 +1,5 @@
-"""django-q2 task functions (named by the schedules in migrations/0002_schedules.py and 0003_prune_schedule.py)."""
+"""django-q2 task functions (named by the schedules in migrations/0002_schedules.py and 0003_prune_schedule.py,
+and by the chunks the reconcile's coordinator enqueues)."""
 
 from dataclasses import asdict
 from typing import Any
@@ -7,8 +8,13 @@ from reconcile import services
 
 
 def reconcile_pending() -> dict[str, Any]:
-    """Check due open payments with Midtrans and re-apply failed notifications."""
-    return asdict(services.reconcile_run())
+    """Coordinate a reconcile run: re-apply failed notifications, enqueue the due payments in chunks."""
+    return asdict(services.reconcile_dispatch())
+
+
+def reconcile_chunk(spec: dict[str, Any]) -> dict[str, Any]:
+    """Check one chunk of due payments (any worker, any host)."""
+    return asdict(services.reconcile_chunk(spec=spec))
 
 
 def cleanup_expired() -> dict[str, Any]:

@@ -15,9 +15,10 @@ interval in Redis (``SET NX EX``): whatever the number of tabs, daphnes and
 workers, one call per payment per interval. The call itself runs in a worker
 thread (the event loop never waits on Midtrans) through the reconcile's own
 ``payment_reconcile`` with a one-call ``Run``, so it takes its slot from the
-shared calls-per-second budget (``reconcile.budget``), opens nothing on an
-outage, and is recorded with source ``reconcile``; the change reaches the page
-through the usual signal and broadcast.
+shared calls-per-second budget (``reconcile.budget``), makes no call while the
+shared outage circuit is open (and counts towards opening it: it is the same
+Midtrans), and is recorded with source ``reconcile``; the change reaches the
+page through the usual signal and broadcast.
 """
 
 import asyncio

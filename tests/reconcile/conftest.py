@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from checkout import services
 from checkout.models import Order, Payment
-from reconcile import conf
+from reconcile import budget, chunks, conf, runner
 
 WAIT = 15.0
 
@@ -36,13 +36,17 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+SHARED_KEYS = (conf.LOCK_KEY, runner.CIRCUIT_KEY, runner.FAILURES_KEY, budget.SLOT_KEY, chunks.QUEUED_KEY,
+               chunks.RUNNING_KEY, chunks.WORKERS_KEY)
+
+
 @pytest.fixture(autouse=True)
 def no_reconcile_lock(redis_url: str) -> Iterator[None]:
-    """Start and end every test without a reconcile lock held."""
+    """Start and end every test without a reconcile lock, an open circuit, a reserved slot or chunks in flight."""
     client = redis.Redis.from_url(redis_url)
-    client.delete(conf.LOCK_KEY)
+    client.delete(*SHARED_KEYS)
     yield
-    client.delete(conf.LOCK_KEY)
+    client.delete(*SHARED_KEYS)
     client.close()
 
 

@@ -14,6 +14,7 @@ from checkout import services as checkout_services
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
 from reconcile import conf
 from reconcile.models import NotificationRetry
+from reconcile.runner import CIRCUIT_KEY, circuit_open_for
 from reconcile.services import reconcile_run
 from tests.reconcile.conftest import payment_of, wait_until
 from tests.support.stack import ROOT
@@ -78,7 +79,7 @@ def test_a_denied_card_attempt_leaves_the_order_payable(snap_order) -> None:
 
 
 @pytest.mark.parametrize("mode", ["500", "503", "429", "html502", "timeout"])
-def test_outage_opens_the_circuit_and_marks_nothing(sim, snap_order, mode: str) -> None:
+def test_outage_opens_the_circuit_and_marks_nothing(sim, snap_order, redis_client, mode: str) -> None:
     """Midtrans down: a few calls, then none for the rest of the run; nothing changes; checks pushed out."""
     orders = [snap_order("settle") for _ in range(12)]
     sim.sim_config(error_rate=1.0, error_mode=mode)
@@ -94,8 +95,13 @@ def test_outage_opens_the_circuit_and_marks_nothing(sim, snap_order, mode: str) 
     assert not PaymentEvent.objects.filter(outcome=EventOutcome.ERROR).exists()
     pushed = [p for p in payments if p.next_check_at > started + timedelta(seconds=59)]
     assert len(pushed) == summary.unavailable  # the ones that met the outage wait; the rest stay first in line
-    # Midtrans back: the next run takes the rest.
+    # The circuit is open for every worker until T: a run meanwhile makes no call at all.
+    assert 0 < circuit_open_for() <= conf.circuit_open_seconds()
+    before = status_calls()
+    assert reconcile_run(budget_seconds=60).circuit_open and status_calls() == before
+    # Midtrans back and T passed (the key expires then): the next run takes the rest.
     sim.sim_config(error_rate=0.0)
+    redis_client.delete(CIRCUIT_KEY)
     assert reconcile_run(budget_seconds=60).fixed == len(orders) - summary.unavailable
 
 
@@ -150,15 +156,16 @@ KILLED_WORKER = """
 import django
 django.setup()
 from reconcile.services import reconcile_run
-reconcile_run(budget_seconds=60, lock_timeout=2)
+reconcile_run(budget_seconds=1, lock_timeout=2)
 """
 
 
-def test_a_killed_workers_lock_expires_and_the_next_run_proceeds(sim, snap_order, redis_client) -> None:
+def test_a_killed_workers_lock_and_claim_expire_and_the_next_run_proceeds(sim, snap_order, redis_client) -> None:
+    """The lock ends at its timeout; the payment the dead run claimed is due again when its claim's lease ends."""
     order = snap_order("settle")
     sim.sim_config(status_latency_ms=60_000)  # the worker hangs in its first call
     worker = subprocess.Popen([sys.executable, "-c", KILLED_WORKER], cwd=ROOT,
-                              env={**sim.env, "MIDTRANS_READ_TIMEOUT": "120"},
+                              env={**sim.env, "MIDTRANS_READ_TIMEOUT": "5"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert wait_until(lambda: redis_client.exists(conf.LOCK_KEY) or worker.poll() is not None, 30)
@@ -170,9 +177,16 @@ def test_a_killed_workers_lock_expires_and_the_next_run_proceeds(sim, snap_order
     sim.sim_config(status_latency_ms=0)
     assert reconcile_run(budget_seconds=60).locked  # the dead worker's lock still stands…
     assert wait_until(lambda: not redis_client.exists(conf.LOCK_KEY), 10)  # …until its timeout
+    lease_until = payment_of(order).next_check_at
+    assert lease_until > timezone.now()  # claimed by the dead run: not checked twice meanwhile
     summary = reconcile_run(budget_seconds=60)
-    assert not summary.locked and summary.fixed == 1
+    assert not summary.locked and summary.checked == 0
+    # The lease (its budget, two call timeouts and a margin: about 22 s here) ends; the next run takes it.
+    summaries = []
+    assert wait_until(lambda: summaries.append(reconcile_run(budget_seconds=60)) or summaries[-1].fixed,
+                      timeout=60, interval=0.5)
     assert payment_of(order).status == "success"
+    assert timezone.now() >= lease_until - timedelta(seconds=1)
 
 
 def test_a_notification_that_failed_to_apply_is_reapplied(snap_order, stack) -> None:

@@ -20,7 +20,7 @@ from checkout import services as checkout_services
 from checkout.errors import GatewayError, GatewayUnavailable, TransactionNotFound, UnknownOrder
 from checkout.models import EventSource, Payment
 from reconcile import conf, selectors, services
-from reconcile.runner import Run, run_pool
+from reconcile.runner import Circuit, Run, run_pool
 
 EXIT_BAD_INPUT = 1
 EXIT_UNAVAILABLE = 2
@@ -113,8 +113,10 @@ class Command(BaseCommand):
             created_at__lte=timezone.now() - timedelta(minutes=older_than)
         )
         payments = list(payments[:limit] if limit else payments)
+        # In this one process, under the shared ceiling; its own circuit, so that an outage is reported for
+        # these rows rather than a worker's earlier one.
         run = Run(budget_seconds=float("inf"), max_calls_per_second=conf.max_calls_per_second(),
-                  concurrency=conf.concurrency())
+                  concurrency=conf.concurrency(), circuit=Circuit())
         work = _fix_row if fix else _preview_row
         rows: list[Row | None] = [None] * len(payments)
         progress = _Progress(self.stderr, len(payments), "checked")
