@@ -2,7 +2,7 @@
 
 Each action is allowed by ``states.ACTIONS`` (never by ifs here), sent to
 Midtrans through ``checkout.gateway``, and then Midtrans's status answer is
-applied through the one writer (``services.payment_apply_observation``,
+applied through the one writer (``payment_services.payment_apply_observation``,
 ``confirmed=True`` since it is the status API itself), as an ``admin`` event:
 audited, monotonic, pushed live. The webhook Midtrans sends for the same move
 races with this and lands as a duplicate.
@@ -21,9 +21,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from checkout import gateway, services
+from checkout import gateway
 from checkout.errors import ApplicationError, GatewayError, GatewayRejected, TransactionNotFound
 from checkout.models import EventOutcome, EventSource, Payment, Refund, RefundStatus
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 from checkout.states import ACTIONS, PaymentAction, actions_for
 
 logger = logging.getLogger("paywatch.payments")
@@ -40,7 +42,7 @@ class ActionResult:
     action: str
     order_number: str
     answer: dict[str, Any]
-    transition: services.Transition | None
+    transition: payment_services.Transition | None
     refund: Refund | None = None
     sent: bool = True  # False: a repeat of a refund already made; nothing was sent to Midtrans
 
@@ -175,13 +177,13 @@ def _refund_row(payment: Payment, amount: Decimal | None, reason: str, again: bo
                                  refund_key=refund_key_for(number, sequence, wanted))
 
 
-def _apply_status(payment: Payment, action: str, answer: dict[str, Any]) -> services.Transition | None:
+def _apply_status(payment: Payment, action: str, answer: dict[str, Any]) -> payment_services.Transition | None:
     """Ask Midtrans for the status after the action and apply it as an ``admin`` event; None if unreadable."""
     try:
         observation = gateway.transaction_status(payment.order.number)
     except GatewayError as exc:
         # The action is done at Midtrans; its notification (or the reconcile) applies it later.
-        services.payment_event_record(
+        event_services.payment_event_record(
             source=EventSource.ADMIN, payment=payment, raw_body=_json({"action": action, "answer": answer}),
             payload=answer, outcome=EventOutcome.ERROR,
             detail=f"{action} accepted by Midtrans; its status could not be read ({exc.message})",
@@ -189,17 +191,17 @@ def _apply_status(payment: Payment, action: str, answer: dict[str, Any]) -> serv
         logger.warning("Status after a payment action could not be read",
                        extra={"order": payment.order.number, "action": action, "error": exc.message})
         return None
-    event = services.payment_event_record(
+    event = event_services.payment_event_record(
         source=EventSource.ADMIN, payment=payment, payload=observation.raw,
         raw_body=_json({"action": action, "answer": answer, "status": observation.raw}),
     )
     try:
-        return services.payment_apply_observation(
+        return payment_services.payment_apply_observation(
             payment_id=payment.pk, observation=observation, source=EventSource.ADMIN, event_id=event.pk,
             confirmed=True,
         )
     except Exception as exc:
-        services.payment_event_fail(event_id=event.pk, error=exc)
+        event_services.payment_event_fail(event_id=event.pk, error=exc)
         raise
 
 

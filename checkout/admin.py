@@ -23,10 +23,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from checkout import actions as payment_actions
-from checkout import admin_selectors, admin_views, selectors, services
+from checkout import admin_selectors, admin_views, selectors
 from checkout.display import rupiah
 from checkout.errors import GatewayError
 from checkout.models import EventSource, Order, Payment, PaymentEvent, Product, Refund
+from checkout.services import payments as payment_services
 from checkout.states import PaymentAction, PaymentStatus, actions_for
 
 # What each action's confirmation page says it will do.
@@ -83,7 +84,7 @@ def check_with_midtrans(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
     payments = queryset if queryset.model is Payment else Payment.objects.filter(order__in=queryset)
     for payment in payments.select_related("order"):
         try:
-            result = services.payment_check_now(payment=payment, source=EventSource.ADMIN)
+            result = payment_services.payment_ask_midtrans(payment=payment, source=EventSource.ADMIN)
         except GatewayError as exc:
             modeladmin.message_user(request, f"{payment.order.number}: {exc.message}", messages.ERROR)
         else:

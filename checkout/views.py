@@ -10,10 +10,12 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from checkout import metrics, selectors, services
+from checkout import metrics, selectors
 from checkout.errors import GatewayError, GatewayUnavailable
 from checkout.forms import CheckoutForm
 from checkout.models import EventSource, Order, Product
+from checkout.services import orders as order_services
+from checkout.services import payments as payment_services
 
 logger = logging.getLogger("paywatch.checkout")
 
@@ -32,10 +34,10 @@ def checkout(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         products = Product.objects.order_by("price")
         return render(request, "checkout/shop.html", {"products": products, "form": form}, status=400)
-    order = services.order_create(items=form.items(), customer_name=form.cleaned_data["name"],
-                                  customer_email=form.cleaned_data["email"])
+    order = order_services.order_create(items=form.items(), customer_name=form.cleaned_data["name"],
+                                        customer_email=form.cleaned_data["email"])
     try:
-        payment = services.order_checkout_snap(order=order)
+        payment = order_services.order_checkout_snap(order=order)
     except GatewayError as exc:
         logger.warning("Snap transaction not created", extra={"order": order.number, "error": exc.message})
         return render(request, "checkout/gateway_error.html", {"order": order, "error": exc.message}, status=502)
@@ -76,14 +78,14 @@ def order_refresh(request: HttpRequest, number: str) -> HttpResponse:
     order = _customer_order(request, number)
     # JSON unless the client prefers HTML (the no-JS form of a browser): no Accept, */* or a tie is JSON.
     wants_html = request.get_preferred_type(["application/json", "text/html"]) == "text/html"
-    wait = services.payment_refresh_claim(payment_id=order.payment.pk)
+    wait = payment_services.payment_refresh_claim(payment_id=order.payment.pk)
     if wait:
         metrics.refreshes.labels(result="limited").inc()
         return _refresh_answer(request, order, wants_html, 429,
                                _("Checked recently; try again in %(seconds)d s.") % {"seconds": math.ceil(wait)},
                                retry_after=math.ceil(wait))
     try:
-        services.payment_check_now(payment=order.payment, source=EventSource.REFRESH)
+        payment_services.payment_ask_midtrans(payment=order.payment, source=EventSource.REFRESH)
     except GatewayUnavailable as exc:
         metrics.refreshes.labels(result="unavailable").inc()
         return _refresh_answer(request, order, wants_html, 503,

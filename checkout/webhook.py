@@ -31,10 +31,12 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from checkout import metrics, services
+from checkout import metrics
 from checkout.errors import ApplicationError, GatewayError, InvalidSignature, MalformedNotification, UnknownOrder
 from checkout.models import EventOutcome, EventSource
 from checkout.observations import Observation, observation_from_payload
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 from checkout.signature import signature_is_valid
 from checkout.text import clean_text
 from project.middleware import RETRY_AFTER_SECONDS
@@ -129,7 +131,7 @@ def midtrans_notification(request: HttpRequest) -> JsonResponse:
     if verdict.error is None:
         assert verdict.observation is not None
         try:
-            transition = services.payment_notification_apply(
+            transition = payment_services.payment_notification_apply(
                 observation=verdict.observation, source=EventSource.WEBHOOK, **record)
         except UnknownOrder as exc:
             verdict.error = exc
@@ -160,7 +162,7 @@ def _reject(verdict: _Verdict, record: dict[str, Any], payload: object) -> JsonR
     error = verdict.error
     assert error is not None
     try:
-        event = services.payment_event_record(
+        event = event_services.payment_event_record(
             source=EventSource.WEBHOOK, trusted=False, signature_valid=verdict.signature_valid,
             outcome=_ERROR_OUTCOME.get(type(error), EventOutcome.ERROR), detail=error.message, payload=payload,
             **record,
@@ -172,12 +174,12 @@ def _reject(verdict: _Verdict, record: dict[str, Any], payload: object) -> JsonR
                                                          "event_id": event.pk})
 
 
-def _confirm(transition: services.Transition) -> services.Transition | JsonResponse:
+def _confirm(transition: payment_services.Transition) -> payment_services.Transition | JsonResponse:
     """Confirm a move out of a paid state with Midtrans (stored as stale until then) and apply the answer."""
     assert transition.event_id is not None and transition.payment_id is not None
     try:
-        return services.payment_confirm(payment_id=transition.payment_id, source=EventSource.WEBHOOK,
-                                        event_id=transition.event_id)
+        return payment_services.payment_confirm_with_midtrans(
+            payment_id=transition.payment_id, source=EventSource.WEBHOOK, event_id=transition.event_id)
     except DatabaseError as exc:
         _fail(transition.event_id, exc)
         return _answer(503, {"error": "database busy; retry later", "event_id": transition.event_id})
@@ -273,9 +275,9 @@ def _store_failed(record: dict[str, Any], payload: object, exc: Exception) -> in
     """Store a verified notification whose transaction failed (nothing of it was kept) as ``error``."""
     logger.warning("Notification not applied", extra={"error": str(exc)[:200]})
     try:
-        event = services.payment_event_record(source=EventSource.WEBHOOK, signature_valid=True, payload=payload,
-                                              **record)
-        services.payment_event_fail(event_id=event.pk, error=exc)
+        event = event_services.payment_event_record(source=EventSource.WEBHOOK, signature_valid=True, payload=payload,
+                                                    **record)
+        event_services.payment_event_fail(event_id=event.pk, error=exc)
     except DatabaseError:
         logger.exception("Could not store notification")
         return None
@@ -285,7 +287,7 @@ def _store_failed(record: dict[str, Any], payload: object, exc: Exception) -> in
 def _fail(event_id: int, exc: Exception) -> None:
     logger.warning("Notification stored but not applied", extra={"event_id": event_id, "error": str(exc)})
     try:
-        services.payment_event_fail(event_id=event_id, error=exc)
+        event_services.payment_event_fail(event_id=event_id, error=exc)
     except DatabaseError:
         logger.exception("Could not mark event %s as failed", event_id)
 

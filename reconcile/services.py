@@ -26,7 +26,6 @@ from redis.exceptions import LockError
 
 from checkout import gateway
 from checkout import selectors as checkout_selectors
-from checkout import services as checkout_services
 from checkout.errors import (
     ApplicationError,
     GatewayError,
@@ -37,6 +36,8 @@ from checkout.errors import (
 )
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
 from checkout.observations import Observation, observation_from_payload
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 from checkout.states import FINAL_ORDER_STATUSES, FINAL_PAYMENT_STATUSES, OPEN_PAYMENT_STATUSES
 from reconcile import chunks, conf, metrics, schedule, selectors
 from reconcile.models import NotificationRetry
@@ -297,7 +298,7 @@ def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.R
     if not run.permit():
         return None
     try:
-        transition = checkout_services.payment_check_now(payment=payment, source=source)
+        transition = payment_services.payment_ask_midtrans(payment=payment, source=source)
     except GatewayUnavailable as exc:
         run.circuit.record(unavailable=True)
         # Never a failure: the payment is left as it is and asked about again later.
@@ -355,7 +356,7 @@ def notification_reapply(*, event: PaymentEvent, run: Run) -> str:
         # payment_observe may confirm a reversal with the status API: that is a call.
         if not run.permit():
             return "no_permit"
-        transition = checkout_services.payment_observe(
+        transition = payment_services.payment_apply_with_confirmation(
             payment=payment, observation=observation, source=EventSource.RECONCILE, event_id=event.pk
         )
         retry.last_outcome = transition.outcome
@@ -363,7 +364,7 @@ def notification_reapply(*, event: PaymentEvent, run: Run) -> str:
     except (ValueError, MalformedNotification, UnknownOrder) as exc:
         # It will not get better: settle the event and stop retrying it.
         outcome = EventOutcome.UNKNOWN_ORDER if isinstance(exc, UnknownOrder) else EventOutcome.ERROR
-        checkout_services.payment_event_close(event_id=event.pk, outcome=outcome,
+        event_services.payment_event_close(event_id=event.pk, outcome=outcome,
                                               detail=f"re-apply gave up: {exc}")
         retry.attempts = max(retry.attempts, conf.MAX_REAPPLY_ATTEMPTS)
         retry.last_outcome = outcome
@@ -371,7 +372,7 @@ def notification_reapply(*, event: PaymentEvent, run: Run) -> str:
         run.circuit.record(unavailable=isinstance(exc, GatewayUnavailable))
         logger.warning("Re-applying a stored notification failed", exc_info=not isinstance(exc, ApplicationError),
                        extra={"event_id": event.pk, "attempt": retry.attempts})
-        checkout_services.payment_event_fail(event_id=event.pk, error=exc)
+        event_services.payment_event_fail(event_id=event.pk, error=exc)
         retry.last_outcome = EventOutcome.ERROR
     finally:
         retry.save()
@@ -410,8 +411,10 @@ class CleanupSummary:
     duration: float = 0.0
 
 
-def cleanup_expired(*, dry_run: bool = False, budget_seconds: float | None = None, concurrency: int | None = None,
-                    on_row: Callable[[int, int], None] | None = None) -> CleanupSummary:
+def payments_expire_overdue(
+    *, dry_run: bool = False, budget_seconds: float | None = None, concurrency: int | None = None,
+    on_row: Callable[[int, int], None] | None = None,
+) -> CleanupSummary:
     """End pending payments past their expiry: confirm with Midtrans first, then expire there and here.
 
     A payment Midtrans reports paid becomes ``success``, never ``expired``;
@@ -458,7 +461,7 @@ def payment_cleanup(*, payment: Payment, run: Run) -> CleanupRow | None:
     if not run.permit():
         return None
     try:
-        transition = checkout_services.payment_check_now(payment=payment, source=EventSource.CLEANUP)
+        transition = payment_services.payment_ask_midtrans(payment=payment, source=EventSource.CLEANUP)
         run.circuit.record(unavailable=False)
         if transition.status_after not in selectors.EXPIRABLE_PAYMENT_STATUSES:
             action = "paid" if transition.status_after == "success" else "updated"
@@ -491,12 +494,12 @@ def _expire_here(*, payment: Payment, answer: dict) -> None:
         gross_amount=Decimal(payment.amount), currency=payment.currency,
         raw={"source": "cleanup", "midtrans_answer": answer},
     )
-    event = checkout_services.payment_event_record(
+    event = event_services.payment_event_record(
         source=EventSource.CLEANUP, payment=payment, raw_body=json.dumps(answer, default=str),
         payload={"order_id": payment.order.number, "transaction_status": "expire"},
         detail="expired by the cleanup after Midtrans confirmed it unpaid",
     )
-    transition = checkout_services.payment_apply_observation(
+    transition = payment_services.payment_apply_observation(
         payment_id=payment.pk, observation=observation, source=EventSource.CLEANUP, event_id=event.pk
     )
     payment_schedule_next(payment=payment, status=transition.status_after)

@@ -18,8 +18,8 @@ def reconcile_chunk(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def cleanup_expired() -> dict[str, Any]:
-    """Confirm overdue pending payments with Midtrans, then expire them there and here."""
-    summary = services.cleanup_expired(dry_run=False)
+    """Run ``payments_expire_overdue`` for the daily schedule (which names this function: keep the name)."""
+    summary = services.payments_expire_overdue(dry_run=False)
     return {k: v for k, v in asdict(summary).items() if k != "rows"}
 
 

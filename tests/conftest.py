@@ -80,10 +80,10 @@ def products(db):
 @pytest.fixture
 def make_order(db):
     """Create an order with its pending payment (no gateway call)."""
-    from checkout import services
+    from checkout.services import orders as order_services
 
     def make(amount: int = 85_000, quantity: int = 1):
-        return services.order_create(
+        return order_services.order_create(
             items=[{"sku": "kopi-gayo", "name": "Kopi", "price": amount, "quantity": quantity}],
             customer_email="budi@example.com",
         )

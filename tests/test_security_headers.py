@@ -38,7 +38,7 @@ def test_the_status_json_is_private(client, make_order) -> None:
 @pytest.mark.parametrize("accept", ["application/json", "text/html"])
 def test_the_refresh_answer_and_its_redirect_are_private(client, make_order, accept) -> None:
     order = make_order()
-    with mock.patch("checkout.services.payment_check_now"):
+    with mock.patch("checkout.services.payments.payment_ask_midtrans"):
         response = client.post(f"/orders/{order.number}/refresh?t={order.access_token}", HTTP_ACCEPT=accept)
     assert response.status_code == (200 if accept == "application/json" else 302)
     assert_private(response)

@@ -65,7 +65,7 @@ def test_the_shop_is_an_html_503_while_the_database_is_down(client, database_dow
 
 @pytest.mark.django_db
 def test_checkout_is_an_html_503_when_the_database_is_locked(client, products) -> None:
-    with mock.patch("checkout.services.order_create", side_effect=OperationalError("database is locked")):
+    with mock.patch("checkout.services.orders.order_create", side_effect=OperationalError("database is locked")):
         response = client.post("/checkout/", {"product": "kopi-gayo", "quantity": 1, "name": "Budi",
                                               "email": "budi@example.com"}, HTTP_ACCEPT=HTML)
     assert_html_503(response)
@@ -75,7 +75,7 @@ def test_checkout_is_an_html_503_when_the_database_is_locked(client, products) -
 @pytest.mark.parametrize("error", [OperationalError("database is locked"), RedisConnectionError("refused")])
 def test_refresh_is_a_json_503_when_a_backing_service_fails(client, make_order, error) -> None:
     order = make_order()
-    with mock.patch("checkout.services.payment_check_now", side_effect=error):
+    with mock.patch("checkout.services.payments.payment_ask_midtrans", side_effect=error):
         response = client.post(f"/orders/{order.number}/refresh?t={order.access_token}",
                                HTTP_ACCEPT="application/json")
     assert_json_503(response)
@@ -86,7 +86,7 @@ def test_other_exceptions_are_left_to_django(client, make_order) -> None:
     """Only unavailability is a 503; a bug stays a bug (and its 500 page), not hidden as an outage."""
     order = make_order()
     client.raise_request_exception = False
-    with mock.patch("checkout.services.payment_check_now", side_effect=KeyError("bug")):
+    with mock.patch("checkout.services.payments.payment_ask_midtrans", side_effect=KeyError("bug")):
         response = client.post(f"/orders/{order.number}/refresh?t={order.access_token}",
                                HTTP_ACCEPT="application/json")
     assert response.status_code == 500

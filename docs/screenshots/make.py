@@ -113,9 +113,9 @@ def _admin_screenshots(stack, out: Path) -> None:
     from django_q.models import Task
     from playwright.sync_api import sync_playwright
 
-    from checkout import services
     from checkout.models import EventOutcome, EventSource
     from checkout.selectors import payment_for_order_number
+    from checkout.services import events as event_services
     from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
     from tests.browser.pages import put_in_state
     from tests.checkout.samples import notification
@@ -141,9 +141,9 @@ def _admin_screenshots(stack, out: Path) -> None:
         time.sleep(0.5)
     # A notification whose application failed (the database was locked, say), after the run that would retry it.
     body = notification(failed.number, "settlement", server_key=stack.env["MIDTRANS_SERVER_KEY"])
-    services.payment_event_record(source=EventSource.WEBHOOK, payment=payment_for_order_number(failed.number),
-                                  raw_body=json.dumps(body), payload=body, signature_valid=True,
-                                  outcome=EventOutcome.ERROR, detail="OperationalError: database is locked")
+    event_services.payment_event_record(source=EventSource.WEBHOOK, payment=payment_for_order_number(failed.number),
+                                        raw_body=json.dumps(body), payload=body, signature_valid=True,
+                                        outcome=EventOutcome.ERROR, detail="OperationalError: database is locked")
     base = stack.web_url
     pages = {**ADMIN_PAGES, "payment": f"/admin/checkout/payment/{payment_for_order_number(waiting.number).pk}/change/"}
     with sync_playwright() as playwright:

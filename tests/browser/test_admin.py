@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from checkout import services
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
+from checkout.services import orders as order_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -40,7 +40,7 @@ def desk(stack, transactional_db):
         {"transaction_status": "pending", "payment_type": "bank_transfer", "expires_at": now - timedelta(days=2)},
     ]
     for fields in kinds * 4:
-        order = services.order_create(items=[{"sku": "kopi-gayo", "name": "Kopi", "price": 12_345_678,
+        order = order_services.order_create(items=[{"sku": "kopi-gayo", "name": "Kopi", "price": 12_345_678,
                                               "quantity": 1}], customer_email="budi@example.com")
         Payment.objects.filter(order=order).update(last_checked_at=now - timedelta(days=3), buyer_fee=Decimal(4_440),
                                                    **fields)

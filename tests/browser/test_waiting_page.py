@@ -7,8 +7,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from checkout import services
 from checkout.models import Payment
+from checkout.services import payments as payment_services
 from tests.browser.conftest import for_children
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -89,7 +89,7 @@ def test_page_catches_up_after_its_websocket_was_cut_while_the_payment_settled(s
         expect(live).to_have_attribute("data-live", "false", timeout=LIVE_MS)
         shop.sim("settle", checkout.number, notify="drop")
         payment = Payment.objects.select_related("order").get(order__number=checkout.number)
-        assert services.payment_check_now(payment=payment, source="reconcile").status_after == "success"
+        assert payment_services.payment_ask_midtrans(payment=payment, source="reconcile").status_after == "success"
     finally:
         with for_children():
             shop.start_web()

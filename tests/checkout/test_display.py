@@ -4,9 +4,11 @@ from decimal import Decimal
 
 import pytest
 
-from checkout import display, services
+from checkout import display
 from checkout.models import EventSource, Payment
 from checkout.observations import observation_from_payload
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 from checkout.signals import payment_status_changed
 
 
@@ -61,12 +63,13 @@ def received():
     payment_status_changed.disconnect(dispatch_uid="test-display-received")
 
 
-def _apply_status_answer(order, **fields: object) -> services.Transition:
+def _apply_status_answer(order, **fields: object) -> payment_services.Transition:
     body = {"order_id": order.number, "status_code": "201", "gross_amount": "85000.00", "currency": "IDR",
             "transaction_status": "pending", "transaction_id": "tx-1", **fields}
-    event = services.payment_event_record(source=EventSource.RECONCILE, payment=order.payment, payload=body)
-    return services.payment_apply_observation(payment_id=order.payment.pk, observation=observation_from_payload(body),
-                                              source=EventSource.RECONCILE, event_id=event.pk, confirmed=True)
+    event = event_services.payment_event_record(source=EventSource.RECONCILE, payment=order.payment, payload=body)
+    return payment_services.payment_apply_observation(
+        payment_id=order.payment.pk, observation=observation_from_payload(body), source=EventSource.RECONCILE,
+        event_id=event.pk, confirmed=True)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -81,8 +81,8 @@ def test_the_client_gets_a_pooled_session_with_a_timeout(settings) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_checkout_renumbers_an_order_whose_number_midtrans_already_knows(sim, make_order) -> None:
-    from checkout import services
     from checkout.models import Order
+    from checkout.services import orders as order_services
 
     taken = new_id()
     # e.g. left at Midtrans by a database that was reset, and paid or tried: only then is the number taken
@@ -92,7 +92,7 @@ def test_checkout_renumbers_an_order_whose_number_midtrans_already_knows(sim, ma
     Order.objects.filter(pk=order.pk).update(number=taken)
     order.refresh_from_db()
 
-    payment = services.order_checkout_snap(order=order)
+    payment = order_services.order_checkout_snap(order=order)
 
     order.refresh_from_db()
     assert order.number != taken and payment.redirect_url

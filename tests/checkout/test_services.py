@@ -3,9 +3,10 @@
 import pytest
 from django.db import models
 
-from checkout import services
 from checkout.models import EventSource, Payment, PaymentEvent
 from checkout.observations import observation_from_payload
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 
 REAL_PAYMENT_TYPES = ["bank_transfer", "credit_card", "cstore", "echannel", "gopay", "qris", "shopeepay",
                       "akulaku", "kredivo", "other_qris", "other_va", "bca_klikpay", "cimb_clicks",
@@ -29,11 +30,12 @@ def status_answer(order, ts: str = "pending", **fields: object) -> dict:
             "transaction_id": "0c6d8f2a-6fd4-4f15-9b2d-1a8c3e0f4c11", "currency": "IDR", **fields}
 
 
-def apply(order, body: dict) -> services.Transition:
-    event = services.payment_event_record(source=EventSource.RECONCILE, payment=order.payment, payload=body,
-                                          raw_body=str(body))
-    return services.payment_apply_observation(payment_id=order.payment.pk, observation=observation_from_payload(body),
-                                              source=EventSource.RECONCILE, event_id=event.pk, confirmed=True)
+def apply(order, body: dict) -> payment_services.Transition:
+    event = event_services.payment_event_record(source=EventSource.RECONCILE, payment=order.payment, payload=body,
+                                                raw_body=str(body))
+    return payment_services.payment_apply_observation(
+        payment_id=order.payment.pk, observation=observation_from_payload(body), source=EventSource.RECONCILE,
+        event_id=event.pk, confirmed=True)
 
 
 @pytest.mark.parametrize("payment_type", [*REAL_PAYMENT_TYPES, HOSTILE], ids=[*REAL_PAYMENT_TYPES, "500 chars"])
@@ -83,10 +85,10 @@ def test_a_long_transaction_status_is_recorded_within_its_column(make_order) -> 
 
 @pytest.mark.parametrize("value", ["INV" + "9" * 500, "INV\x00X", "\ud800"], ids=["long", "nul", "surrogate"])
 def test_event_record_fits_any_order_number_and_status(db, value) -> None:
-    event = services.payment_event_record(source=EventSource.WEBHOOK, raw_body=f"{value}\x00",
-                                          payload={"order_id": value, "transaction_status": value,
+    event = event_services.payment_event_record(source=EventSource.WEBHOOK, raw_body=f"{value}\x00",
+                                                payload={"order_id": value, "transaction_status": value,
                                                    "fraud_status": value},
-                                          headers={"X-Weird": value}, detail=value)
+                                                headers={"X-Weird": value}, detail=value)
     event.refresh_from_db()
     assert_everything_fits(event)
     assert "\x00" not in event.raw_body + event.detail + str(event.headers)
@@ -94,10 +96,10 @@ def test_event_record_fits_any_order_number_and_status(db, value) -> None:
 
 def test_untrusted_bodies_keep_their_start_and_size(db) -> None:
     raw = "x" * 100_000
-    event = services.payment_event_record(source=EventSource.WEBHOOK, raw_body=raw, trusted=False,
-                                          headers={f"h{i}": "v" * 10_000 for i in range(200)})
+    event = event_services.payment_event_record(source=EventSource.WEBHOOK, raw_body=raw, trusted=False,
+                                                headers={f"h{i}": "v" * 10_000 for i in range(200)})
     event.refresh_from_db()
-    assert (len(event.raw_body), event.raw_size, event.raw_truncated) == (services.UNTRUSTED_BODY_CHARS, 100_000,
+    assert (len(event.raw_body), event.raw_size, event.raw_truncated) == (event_services.UNTRUSTED_BODY_CHARS, 100_000,
                                                                           True)
     assert len(event.headers) <= 50 and max(map(len, event.headers.values())) <= 256
 

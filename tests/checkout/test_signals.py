@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from checkout import services
 from checkout.models import EventSource, Payment
 from checkout.observations import Observation
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 from checkout.signals import payment_status_changed
 
 
@@ -24,11 +25,11 @@ def received():
 
 
 def settle(order, ts: str = "settlement") -> None:
-    event = services.payment_event_record(source=EventSource.WEBHOOK, payment=order.payment)
+    event = event_services.payment_event_record(source=EventSource.WEBHOOK, payment=order.payment)
     observation = Observation(order_id=order.number, transaction_status=ts, status_code="200",
                               gross_amount=Decimal("85000.00"))
-    services.payment_apply_observation(payment_id=order.payment.pk, observation=observation,
-                                       source=EventSource.WEBHOOK, event_id=event.pk, confirmed=True)
+    payment_services.payment_apply_observation(payment_id=order.payment.pk, observation=observation,
+                                               source=EventSource.WEBHOOK, event_id=event.pk, confirmed=True)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,9 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from checkout import services
 from checkout.models import EventOutcome, EventSource, Order, Payment, PaymentEvent
 from checkout.observations import Observation
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 
 TRANSACTION_STATUSES = [
     "pending", "authorize", "capture", "settlement", "deny", "cancel", "expire", "failure",
@@ -54,9 +55,9 @@ def observe(order: Order, ts: str, fs: str | None = None, amount: str = "85000.0
                        gross_amount=Decimal(amount), fraud_status=fs or "", currency="IDR")
 
 
-def apply(order: Order, observation: Observation, confirmed: bool = False) -> services.Transition:
-    event = services.payment_event_record(source=EventSource.RECONCILE, payment=order.payment)
-    return services.payment_apply_observation(
+def apply(order: Order, observation: Observation, confirmed: bool = False) -> payment_services.Transition:
+    event = event_services.payment_event_record(source=EventSource.RECONCILE, payment=order.payment)
+    return payment_services.payment_apply_observation(
         payment_id=order.payment.pk, observation=observation, source=EventSource.RECONCILE,
         event_id=event.pk, confirmed=confirmed,
     )

@@ -236,12 +236,12 @@ def test_reversal_when_midtrans_is_down_is_503_and_kept(client, order, monkeypat
 def test_database_busy_is_503_not_500(client, order, monkeypatch) -> None:
     from django.db import OperationalError
 
-    from checkout import services
+    from checkout.services import payments as payment_services
 
     def locked(**kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(services, "payment_notification_apply", locked)
+    monkeypatch.setattr(payment_services, "payment_notification_apply", locked)
     response = send(client, signed(order, "settlement"))
     assert response.status_code == 503
     assert PaymentEvent.objects.get(order_number=order.number).outcome == "error"
@@ -284,12 +284,12 @@ def test_logs_carry_the_seed_markers_with_fields(client, order, caplog) -> None:
 
 
 def test_a_bug_while_applying_is_503_with_the_traceback_stored(client, order, monkeypatch) -> None:
-    from checkout import services
+    from checkout.services import payments as payment_services
 
     def broken(**kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(services, "payment_notification_apply", broken)
+    monkeypatch.setattr(payment_services, "payment_notification_apply", broken)
     response = send(client, signed(order, "settlement"))
     assert response.status_code == 503 and "stored" in response.json()["error"]
     event = PaymentEvent.objects.get(order_number=order.number)
@@ -435,8 +435,8 @@ def test_past_the_in_flight_bound_the_next_notification_is_503_at_once_and_touch
 
     from channels.testing import HttpCommunicator
 
-    from checkout import services
-    from checkout.services import Transition
+    from checkout.services import payments as payment_services
+    from checkout.services.payments import Transition
     from project.asgi import application
 
     order = make_order()
@@ -451,7 +451,7 @@ def test_past_the_in_flight_bound_the_next_notification_is_503_at_once_and_touch
         release.wait(30)
         return Transition(1, "applied", "pending", "success", 2)
 
-    monkeypatch.setattr(services, "payment_notification_apply", held)
+    monkeypatch.setattr(payment_services, "payment_notification_apply", held)
 
     def post(body: dict) -> HttpCommunicator:
         return HttpCommunicator(application, "POST", URL, body=json.dumps(body).encode(),

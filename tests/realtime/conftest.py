@@ -6,9 +6,10 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
-from checkout import services
 from checkout.models import Order
 from checkout.observations import Observation
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
@@ -22,10 +23,10 @@ def apply_status(order_number: str, transaction_status: str = "settlement", sour
     try:
         order = Order.objects.select_related("payment").get(number=order_number)
         payment = order.payment
-        event = services.payment_event_record(source=source, payment=payment)
+        event = event_services.payment_event_record(source=source, payment=payment)
         observation = Observation(order_id=order.number, transaction_status=transaction_status,
                                   status_code="200", gross_amount=payment.amount, currency=payment.currency)
-        return services.payment_apply_observation(
+        return payment_services.payment_apply_observation(
             payment_id=payment.pk, observation=observation, source=source, event_id=event.pk, confirmed=True
         ).version
     finally:

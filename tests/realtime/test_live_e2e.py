@@ -31,15 +31,15 @@ BURST = 300  # redis-py 8's async pool default (100) made 16% of 200 handshakes 
 CHANGE_IN_ANOTHER_PROCESS = """
 import sys, django
 django.setup()
-from checkout import services
+from checkout.services import events as event_services, payments as payment_services
 from checkout.models import Order
 from checkout.observations import Observation
 order = Order.objects.select_related("payment").get(number=sys.argv[1])
-event = services.payment_event_record(source="reconcile", payment=order.payment)
+event = event_services.payment_event_record(source="reconcile", payment=order.payment)
 observation = Observation(order_id=order.number, transaction_status="settlement", status_code="200",
                           gross_amount=order.payment.amount, currency="IDR")
-transition = services.payment_apply_observation(payment_id=order.payment.pk, observation=observation,
-                                                source="reconcile", event_id=event.pk)
+transition = payment_services.payment_apply_observation(payment_id=order.payment.pk, observation=observation,
+                                                        source="reconcile", event_id=event.pk)
 print(transition.version)
 """
 

@@ -9,8 +9,8 @@ import pytest
 import redis
 from django.utils import timezone
 
-from checkout import services
 from checkout.models import Order, Payment
+from checkout.services import orders as order_services
 from reconcile import budget, chunks, conf, runner
 
 WAIT = 15.0
@@ -68,11 +68,11 @@ def snap_order(sim) -> Callable[..., Order]:
 
     def make(at_midtrans: str | None = None, *, amount: int = 85_000, age: timedelta | None = None,
              overdue: bool = False) -> Order:
-        order = services.order_create(
+        order = order_services.order_create(
             items=[{"sku": "kopi-gayo", "name": "Kopi", "price": amount, "quantity": 1}],
             customer_email="budi@example.com",
         )
-        services.order_checkout_snap(order=order)
+        order_services.order_checkout_snap(order=order)
         if at_midtrans:
             sim.sim(at_midtrans, order.number, notify="drop")
         fields = {}

@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from checkout import services as checkout_services
 from checkout.models import EventSource, Order, Payment, PaymentEvent
+from checkout.services import events as event_services
 from reconcile import services, tasks
 from reconcile.models import NotificationRetry
 
@@ -24,7 +24,7 @@ def retention(settings) -> int:
 
 def aged(days: float, *, payment: Payment | None = None, order_number: str = "") -> PaymentEvent:
     """Record an event and make it ``days`` old."""
-    event = checkout_services.payment_event_record(source=EventSource.WEBHOOK, payment=payment,
+    event = event_services.payment_event_record(source=EventSource.WEBHOOK, payment=payment,
                                                    order_number=order_number, raw_body="{}")
     PaymentEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(days=days))
     return event

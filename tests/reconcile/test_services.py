@@ -10,8 +10,9 @@ import pytest
 from django.utils import timezone
 
 from checkout import metrics as checkout_metrics
-from checkout import services as checkout_services
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
+from checkout.services import events as event_services
+from checkout.services import payments as payment_services
 from reconcile import conf
 from reconcile.models import NotificationRetry
 from reconcile.runner import CIRCUIT_KEY, circuit_open_for
@@ -195,9 +196,9 @@ def test_a_notification_that_failed_to_apply_is_reapplied(snap_order, stack) -> 
     body = stack.sim("settle", order.number, notify="drop")
     payload = body["last_payload"]  # the signed notification the simulator dropped
     assert payload["transaction_status"] == "settlement" and payload["signature_key"]
-    event = checkout_services.payment_event_record(
+    event = event_services.payment_event_record(
         source=EventSource.WEBHOOK, raw_body=json.dumps(payload), payload=payload, signature_valid=True)
-    checkout_services.payment_event_fail(event_id=event.pk, error=RuntimeError("database is locked"))
+    event_services.payment_event_fail(event_id=event.pk, error=RuntimeError("database is locked"))
     summary = reconcile_run(budget_seconds=60)
     assert summary.reapplied == 1 and summary.checked == 0  # not due: the stored notification did it
     event.refresh_from_db()
@@ -212,14 +213,14 @@ def test_a_notification_that_keeps_failing_is_retried_a_bounded_number_of_times(
     Payment.objects.filter(order=order).update(next_check_at=timezone.now() + timedelta(hours=1))
     payload = {"order_id": order.number, "status_code": "200", "gross_amount": "85000.00",
                "transaction_status": "settlement", "currency": "IDR", "signature_key": "x"}
-    event = checkout_services.payment_event_record(
+    event = event_services.payment_event_record(
         source=EventSource.WEBHOOK, raw_body=json.dumps(payload), payload=payload, signature_valid=True)
-    checkout_services.payment_event_fail(event_id=event.pk, error=RuntimeError("boom"))
+    event_services.payment_event_fail(event_id=event.pk, error=RuntimeError("boom"))
 
     def broken(**kwargs):
         raise RuntimeError("still broken")
 
-    monkeypatch.setattr(checkout_services, "payment_observe", broken)
+    monkeypatch.setattr(payment_services, "payment_apply_with_confirmation", broken)
     for _ in range(conf.MAX_REAPPLY_ATTEMPTS + 2):
         reconcile_run(budget_seconds=60)
     assert NotificationRetry.objects.get(event=event).attempts == conf.MAX_REAPPLY_ATTEMPTS
@@ -233,9 +234,9 @@ def test_an_unverified_notification_is_never_reapplied(snap_order) -> None:
     Payment.objects.filter(order=order).update(next_check_at=timezone.now() + timedelta(hours=1))
     payload = {"order_id": order.number, "status_code": "200", "gross_amount": "85000.00",
                "transaction_status": "settlement", "signature_key": "forged"}
-    event = checkout_services.payment_event_record(
+    event = event_services.payment_event_record(
         source=EventSource.WEBHOOK, raw_body=json.dumps(payload), payload=payload, signature_valid=False)
-    checkout_services.payment_event_fail(event_id=event.pk, error=RuntimeError("boom"))
+    event_services.payment_event_fail(event_id=event.pk, error=RuntimeError("boom"))
     assert reconcile_run(budget_seconds=60).reapplied == 0
     assert payment_of(order).status == "pending"
 

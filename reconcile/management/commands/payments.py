@@ -16,9 +16,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from checkout import actions, gateway
 from checkout import selectors as checkout_selectors
-from checkout import services as checkout_services
 from checkout.errors import GatewayError, GatewayUnavailable, TransactionNotFound, UnknownOrder
 from checkout.models import EventSource, Payment
+from checkout.services import payments as payment_services
 from reconcile import conf, selectors, services
 from reconcile.runner import Circuit, Run, run_pool
 
@@ -173,7 +173,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  would become: payment {target}" if target else "  nothing would change")
                 self.stdout.write("  (dry run: nothing changed)")
                 return
-            transition = checkout_services.payment_check_now(payment=payment, source=EventSource.ADMIN)
+            transition = payment_services.payment_ask_midtrans(payment=payment, source=EventSource.ADMIN)
         except TransactionNotFound:
             self.stdout.write("  Midtrans: no transaction yet (the customer has not chosen a payment method)")
             return
@@ -196,7 +196,7 @@ class Command(BaseCommand):
             progress = progress or _Progress(self.stderr, total, "confirmed")
             progress.tick()
 
-        summary = services.cleanup_expired(dry_run=dry_run, budget_seconds=float("inf"), on_row=on_row)
+        summary = services.payments_expire_overdue(dry_run=dry_run, budget_seconds=float("inf"), on_row=on_row)
         if progress is not None:
             progress.finish()
         for row in summary.rows:

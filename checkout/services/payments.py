@@ -1,24 +1,34 @@
-"""Writes to orders and payments. ``_apply_locked`` (behind ``payment_apply_observation`` and
-``payment_notification_apply``) is the only status writer."""
+"""Writes to payments: ``_apply_locked`` is the only status writer.
 
-import json
+Everything that learns what Midtrans says about a payment ends here:
+- ``payment_apply_observation``: apply what Midtrans said (locked, monotonic,
+  idempotent, audited); a move out of a paid state comes back needing confirmation;
+- ``payment_notification_apply``: the same for a verified notification, stored
+  and applied in one transaction;
+- ``payment_apply_with_confirmation``: apply, and confirm a move out of a paid
+  state with Midtrans first;
+- ``payment_confirm_with_midtrans`` / ``payment_ask_midtrans``: ask the status
+  API now and apply its answer (which is its own confirmation).
+
+A committed change is announced by ``_announce_change`` on commit: that is
+where the live push to the customer's page starts.
+"""
+
 import logging
-import secrets
-import traceback
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from checkout import amounts, display, gateway, metrics
-from checkout.errors import GatewayRejected, TransactionNotFound, UnknownOrder
+from checkout.errors import TransactionNotFound, UnknownOrder
 from checkout.models import EventOutcome, Order, Payment, PaymentEvent
 from checkout.observations import Observation
+from checkout.services import events
+from checkout.services.events import raw_json, stored_headers
 from checkout.signals import payment_status_changed
 from checkout.states import CLOSED_UNPAID_STATUSES, PaymentStatus, decide, payment_status_for
 from checkout.text import clean_text, fit
@@ -26,13 +36,6 @@ from checkout.text import clean_text, fit
 logger = logging.getLogger("paywatch.payments")
 
 _DETAIL_COLUMNS = ("payment_type", "bank", "va_number", "bill_key", "biller_code", "payment_code", "store")
-
-# What is kept of a body nobody vouches for (forged, unknown order, malformed):
-# a whole real notification is about 1 KiB, so this shows what was sent while
-# keeping a flood of them bounded.
-UNTRUSTED_BODY_CHARS = 2048
-_UNTRUSTED_HEADERS = 50
-_UNTRUSTED_HEADER_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -50,104 +53,6 @@ class Transition:
     @property
     def changed(self) -> bool:
         return self.outcome == EventOutcome.APPLIED
-
-
-def order_number_new(now: datetime | None = None) -> str:
-    """Return a number like INV202507180407-3C2A: prefix, Jakarta minute, random suffix."""
-    local = timezone.localtime(now or timezone.now())
-    return f"INV{local:%Y%m%d%H%M}-{secrets.token_hex(2).upper()}"
-
-
-def order_create(
-    *, items: list[dict[str, Any]], customer_name: str = "", customer_email: str = "", currency: str = "IDR"
-) -> Order:
-    """Create an order and its pending payment; retry the number on a collision."""
-    total = sum(Decimal(item["price"]) * int(item["quantity"]) for item in items)
-    expiry = timezone.now() + timedelta(minutes=settings.MIDTRANS["SNAP_EXPIRY_MINUTES"])
-    for _attempt in range(8):
-        try:
-            with transaction.atomic():
-                order = Order.objects.create(
-                    number=order_number_new(), gross_amount=total, currency=currency, items=items,
-                    customer_name=customer_name, customer_email=customer_email,
-                )
-                Payment.objects.create(
-                    order=order, amount=total, currency=currency, expires_at=expiry, next_check_at=timezone.now()
-                )
-                return order
-        except IntegrityError:
-            continue  # two orders in one minute drew the same suffix
-    raise RuntimeError("could not allocate a unique order number")
-
-
-def payment_snap_attach(*, payment_id: int, token: str, redirect_url: str) -> None:
-    """Store the Snap token and redirect URL returned by Midtrans."""
-    Payment.objects.filter(pk=payment_id).update(snap_token=token, redirect_url=redirect_url)
-
-
-def payment_event_record(
-    *,
-    source: str,
-    payment: Payment | None = None,
-    order_number: str = "",
-    raw_body: str = "",
-    raw_size: int | None = None,
-    trusted: bool = True,
-    headers: dict[str, str] | None = None,
-    client_ip: str | None = None,
-    signature_valid: bool | None = None,
-    payload: Any = None,
-    outcome: str = EventOutcome.RECEIVED,
-    detail: str = "",
-) -> PaymentEvent:
-    """Store an input before anything is done with it (its own commit).
-
-    Everything is cleaned and cut to its column (a NUL or an overlong value
-    must not make the insert fail, on every retry). An untrusted body keeps
-    only its first UNTRUSTED_BODY_CHARS characters; ``raw_size`` (bytes
-    received) says how much there was.
-    """
-    payload = payload if isinstance(payload, dict) else {}
-    body = clean_text(raw_body)
-    truncated = not trusted and len(body) > UNTRUSTED_BODY_CHARS
-    return PaymentEvent.objects.create(
-        payment=payment,
-        order_number=fit(PaymentEvent, "order_number", order_number or payload.get("order_id") or ""),
-        source=source,
-        raw_body=body[:UNTRUSTED_BODY_CHARS] if truncated else body,
-        raw_size=len(raw_body.encode("utf-8", "replace")) if raw_size is None else raw_size,
-        raw_truncated=truncated,
-        headers=_stored_headers(headers or {}, trusted=trusted),
-        client_ip=client_ip,
-        signature_valid=signature_valid,
-        transaction_status=fit(PaymentEvent, "transaction_status", payload.get("transaction_status") or ""),
-        fraud_status=fit(PaymentEvent, "fraud_status", payload.get("fraud_status") or ""),
-        status_before=payment.status if payment else "",
-        outcome=outcome,
-        detail=clean_text(detail),
-        processed_at=None if outcome == EventOutcome.RECEIVED else timezone.now(),
-    )
-
-
-def _stored_headers(headers: dict[str, str], *, trusted: bool) -> dict[str, str]:
-    if trusted:
-        return {clean_text(k): clean_text(v) for k, v in headers.items()}
-    kept = list(headers.items())[:_UNTRUSTED_HEADERS]
-    return {clean_text(k)[:_UNTRUSTED_HEADER_CHARS]: clean_text(v)[:_UNTRUSTED_HEADER_CHARS] for k, v in kept}
-
-
-def payment_event_close(*, event_id: int, outcome: str, detail: str = "", payment: Payment | None = None) -> None:
-    """Mark a stored event as settled without applying it (rejected, unknown, failed)."""
-    fields: dict[str, Any] = {"outcome": outcome, "detail": clean_text(detail), "processed_at": timezone.now()}
-    if payment is not None:
-        fields.update(payment=payment, status_before=payment.status, status_after=payment.status)
-    PaymentEvent.objects.filter(pk=event_id).update(**fields)
-
-
-def payment_event_fail(*, event_id: int, error: BaseException) -> None:
-    """Record that applying an event raised, with its traceback, so it can be retried."""
-    detail = "".join(traceback.format_exception(error))[-4000:]
-    payment_event_close(event_id=event_id, outcome=EventOutcome.ERROR, detail=detail)
 
 
 @transaction.atomic
@@ -181,7 +86,7 @@ def payment_notification_apply(
     (nothing stored) when no order has that number; any other exception
     leaves nothing stored either, and the caller records the body as an
     error. A move out of a paid state comes back with ``needs_confirmation``
-    (stored as stale): the caller confirms it with ``payment_confirm``,
+    (stored as stale): the caller confirms it with ``payment_confirm_with_midtrans``,
     outside this transaction, since it is a call to Midtrans.
     """
     with transaction.atomic():
@@ -192,7 +97,7 @@ def payment_notification_apply(
             raise UnknownOrder(f"unknown order {observation.order_id}", {"order_id": observation.order_id}) from None
         event = PaymentEvent(
             source=source, raw_body=clean_text(raw_body), raw_size=raw_size,
-            headers=_stored_headers(headers, trusted=True), client_ip=client_ip, signature_valid=True,
+            headers=stored_headers(headers, trusted=True), client_ip=client_ip, signature_valid=True,
         )
         return _apply_locked(payment, observation, source=source, event=event, confirmed=False)
 
@@ -248,7 +153,7 @@ def _apply_locked(
             # pages drop anything not newer, so it is a change with a version of its own.
             payment.version += 1
             details_changed.append("version")
-            transaction.on_commit(lambda: _announce(payment, order, source, event.pk))
+            transaction.on_commit(lambda: _announce_change(payment, order, source, event.pk))
         if details_changed:  # a duplicate that only repeats what is stored writes nothing but its event
             payment.save(update_fields=[*details_changed, "updated_at"])
         return finish(EventOutcome.DUPLICATE, "status unchanged")
@@ -284,11 +189,11 @@ def _apply_locked(
                "version": payment.version, "source": source, "event_id": event_id},
     )
     metrics.transitions.labels(source=source, to=target).inc()
-    transaction.on_commit(lambda: _announce(payment, order, source, event_id))
+    transaction.on_commit(lambda: _announce_change(payment, order, source, event_id))
     return transition
 
 
-def payment_observe(
+def payment_apply_with_confirmation(
     *, payment: Payment, observation: Observation, source: str, event_id: int
 ) -> Transition:
     """Apply an observation; confirm a move out of a paid state with the status API before applying it."""
@@ -297,15 +202,15 @@ def payment_observe(
     )
     if not transition.needs_confirmation:
         return transition
-    return payment_confirm(payment_id=payment.pk, source=source, event_id=event_id)
+    return payment_confirm_with_midtrans(payment_id=payment.pk, source=source, event_id=event_id)
 
 
-def payment_confirm(*, payment_id: int, source: str, event_id: int) -> Transition:
+def payment_confirm_with_midtrans(*, payment_id: int, source: str, event_id: int) -> Transition:
     """Ask Midtrans's status API about a move out of a paid state (event ``event_id``) and apply its answer."""
     payment = Payment.objects.select_related("order").get(pk=payment_id)
     confirmed = gateway.transaction_status(payment.order.number)
-    confirm_event = payment_event_record(
-        source=source, payment=payment, raw_body=_json(confirmed.raw), payload=confirmed.raw,
+    confirm_event = events.payment_event_record(
+        source=source, payment=payment, raw_body=raw_json(confirmed.raw), payload=confirmed.raw,
         detail=f"confirmation of event #{event_id}",
     )
     return payment_apply_observation(
@@ -313,7 +218,7 @@ def payment_confirm(*, payment_id: int, source: str, event_id: int) -> Transitio
     )
 
 
-def payment_check_now(*, payment: Payment, source: str) -> Transition:
+def payment_ask_midtrans(*, payment: Payment, source: str) -> Transition:
     """Ask Midtrans for the transaction's status now and apply the answer.
 
     Raises GatewayUnavailable when Midtrans cannot answer; a transaction
@@ -324,12 +229,12 @@ def payment_check_now(*, payment: Payment, source: str) -> Transition:
     try:
         observation = gateway.transaction_status(payment.order.number)
     except TransactionNotFound as exc:
-        event = payment_event_record(
-            source=source, payment=payment, raw_body=_json(exc.extra.get("response", {})),
+        event = events.payment_event_record(
+            source=source, payment=payment, raw_body=raw_json(exc.extra.get("response", {})),
             outcome=EventOutcome.DUPLICATE, detail="Midtrans has no transaction yet (no payment method chosen)",
         )
         return Transition(event.pk, EventOutcome.DUPLICATE, payment.status, payment.status, payment.version)
-    event = payment_event_record(source=source, payment=payment, raw_body=_json(observation.raw),
+    event = events.payment_event_record(source=source, payment=payment, raw_body=raw_json(observation.raw),
                                  payload=observation.raw)
     try:
         # The status API is the confirmation itself: no second call for a reversal.
@@ -337,7 +242,7 @@ def payment_check_now(*, payment: Payment, source: str) -> Transition:
             payment_id=payment.pk, observation=observation, source=source, event_id=event.pk, confirmed=True
         )
     except Exception as exc:
-        payment_event_fail(event_id=event.pk, error=exc)
+        events.payment_event_fail(event_id=event.pk, error=exc)
         raise
 
 
@@ -355,7 +260,16 @@ def _copy_details(payment: Payment, observation: Observation) -> list[str]:
     return changed
 
 
-def _announce(payment: Payment, order: Order, source: str, event_id: int) -> None:
+def _announce_change(payment: Payment, order: Order, source: str, event_id: int) -> None:
+    """Tell whoever listens that a committed change happened (run by ``transaction.on_commit``).
+
+    The live push hangs off this: ``payment_status_changed`` is received by
+    ``realtime.receivers.broadcast_payment_status``, which sends the
+    ``payment.status`` message to the order's channel group, where the
+    waiting page's websocket (``realtime.consumers``) and event stream
+    (``realtime.sse``) pick it up. A push lost on the way is caught up by the
+    page's heartbeat, which carries the version it shows.
+    """
     results = payment_status_changed.send_robust(
         sender=Payment, payment_id=payment.pk, order_number=order.number, order_status=order.status,
         payment_status=payment.status, version=payment.version, source=source, event_id=event_id,
@@ -365,65 +279,6 @@ def _announce(payment: Payment, order: Order, source: str, event_id: int) -> Non
         if isinstance(result, Exception):
             logger.error("payment_status_changed receiver failed", exc_info=result,
                          extra={"receiver": repr(receiver), "order": order.number})
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def order_checkout_snap(*, order: Order) -> Payment:
-    """Create the Snap transaction for an order and store its token and redirect URL.
-
-    An order number Midtrans already knows (a reset database, two environments
-    on one Midtrans account) gets a new number and another try. Raises
-    GatewayError; the order then stays pending without a token, which the
-    reconcile and the expiry cleanup know how to end.
-    """
-    for attempt in range(3):
-        try:
-            snap = gateway.snap_create(_snap_parameters(order))
-            break
-        except GatewayRejected as exc:
-            if not exc.extra.get("order_id_taken") or attempt == 2:
-                raise
-            logger.warning("Order number already used at Midtrans; renumbering", extra={"order": order.number})
-            order_renumber(order=order)
-    payment = order.payment
-    payment_snap_attach(payment_id=payment.pk, token=snap.token, redirect_url=snap.redirect_url)
-    payment.snap_token, payment.redirect_url = snap.token, snap.redirect_url
-    return payment
-
-
-def order_renumber(*, order: Order) -> None:
-    """Give a not-yet-paid order a fresh number (before the customer has seen it)."""
-    for _attempt in range(8):
-        number = order_number_new()
-        try:
-            with transaction.atomic():
-                Order.objects.filter(pk=order.pk).update(number=number)
-        except IntegrityError:
-            continue
-        order.number = number
-        return
-    raise RuntimeError("could not allocate a unique order number")
-
-
-def _snap_parameters(order: Order) -> dict[str, Any]:
-    from checkout.selectors import order_waiting_page_url
-
-    expires_at = order.payment.expires_at
-    minutes = max(1, int((expires_at - timezone.now()).total_seconds() // 60)) if expires_at else 60
-    start = timezone.localtime(timezone.now())
-    return {
-        "transaction_details": {"order_id": order.number, "gross_amount": int(order.gross_amount)},
-        "item_details": [
-            {"id": i["sku"], "name": i["name"][:50], "price": int(i["price"]), "quantity": int(i["quantity"])}
-            for i in order.items
-        ],
-        "customer_details": {"first_name": order.customer_name or "Customer", "email": order.customer_email},
-        "expiry": {"start_time": start.strftime("%Y-%m-%d %H:%M:%S %z"), "unit": "minute", "duration": minutes},
-        "callbacks": {"finish": order_waiting_page_url(order)},
-    }
 
 
 def payment_refresh_claim(*, payment_id: int) -> float:
