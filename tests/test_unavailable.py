@@ -5,9 +5,7 @@ JSON for JSON clients (the default), a small page for a browser that prefers HTM
 
 import re
 import sqlite3
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -15,9 +13,8 @@ import requests
 from django.db import OperationalError, connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.support.servers import ServerProcess, free_port, tcp_ready
+from tests.support.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # what a browser sends
 
 
@@ -95,22 +92,10 @@ def test_other_exceptions_are_left_to_django(client, make_order) -> None:
 # --- real daphnes: PostgreSQL down, Redis down, SQLite locked past its busy timeout ---------------------------
 
 
-def start_web(stack, name: str, **env: str) -> ServerProcess:
-    """Start another daphne like the stack's, with some settings changed; ready once it listens."""
-    port = free_port()
-    return ServerProcess(
-        f"daphne-{name}-{port}",
-        [sys.executable, "-m", "daphne", "--access-log", "/dev/null", "-b", "127.0.0.1", "-p", str(port),
-         "project.asgi:application"],
-        stack.workdir, url=f"http://127.0.0.1:{port}", ready=tcp_ready("127.0.0.1", port),
-        env={**stack.env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env}, cwd=ROOT, port=port,
-    ).start()
-
-
 @pytest.mark.e2e
 def test_pages_and_status_are_503_while_postgresql_is_down(stack) -> None:
     """Nothing listens on the database's port: the connection is refused on every request."""
-    web = start_web(stack, "nopg", DATABASE_URL=f"postgres://paywatch@127.0.0.1:{free_port()}/paywatch")
+    web = stack.extra_web("nopg", DATABASE_URL=f"postgres://paywatch@127.0.0.1:{free_port()}/paywatch")
     try:
         status = requests.get(f"{web.url}/orders/INV1/status?t=whatever", timeout=15)
         assert status.status_code == 503 and int(status.headers["Retry-After"]) > 0
@@ -127,7 +112,7 @@ def test_pages_and_status_are_503_while_postgresql_is_down(stack) -> None:
 def test_no_page_is_a_500_while_redis_is_down(stack) -> None:
     """Pages do not need Redis (a broadcast that cannot be sent is counted and logged, never raised)."""
     checkout = stack.checkout()
-    web = start_web(stack, "noredis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    web = stack.extra_web("noredis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     try:
         base = web.url
         assert requests.get(f"{base}/", timeout=15).status_code == 200
@@ -142,7 +127,7 @@ def impatient_web(stack) -> Iterator[str]:
     """A second daphne on the stack's database with a one-second SQLite busy timeout."""
     if connection.vendor != "sqlite":
         pytest.skip("an exclusive lock held by another connection is SQLite's busy case")
-    web = start_web(stack, "busy", SQLITE_BUSY_TIMEOUT="1")
+    web = stack.extra_web("busy", SQLITE_BUSY_TIMEOUT="1")
     yield web.url
     web.stop()
 

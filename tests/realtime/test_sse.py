@@ -9,7 +9,6 @@ Redis that is not there.
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,8 +22,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from realtime.groups import order_group
 from realtime.receivers import payment_message
 from tests.realtime.conftest import apply_status
-from tests.support.servers import ServerProcess, free_port, tcp_ready
-from tests.support.stack import ROOT
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.e2e]
 
@@ -107,22 +105,10 @@ def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
     return True
 
 
-def start_daphne(stack, name: str, **env: str) -> ServerProcess:
-    """Start one more daphne on the stack's database, with some settings changed."""
-    port = free_port()
-    return ServerProcess(
-        f"daphne-{name}-{port}",
-        [sys.executable, "-m", "daphne", "--access-log", "/dev/null", "-b", "127.0.0.1", "-p", str(port),
-         "project.asgi:application"],
-        stack.workdir, url=f"http://127.0.0.1:{port}", ready=tcp_ready("127.0.0.1", port),
-        env={**stack.env, **env}, cwd=ROOT, port=port,
-    ).start()
-
-
 @pytest.fixture(scope="module")
 def fast_web(stack) -> Iterator[str]:
     """A daphne that re-reads the version every ~2 s."""
-    web = start_daphne(stack, "fast", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT)
+    web = stack.extra_web("fast", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT)
     yield web.url
     web.stop()
 
@@ -131,7 +117,7 @@ def fast_web(stack) -> Iterator[str]:
 def cut_off_web(stack) -> Iterator[str]:
     """A daphne whose channel layer (and every other Redis use) points at a port nobody listens on."""
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    web = start_daphne(stack, "cut-off", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT, REDIS_URL=dead)
+    web = stack.extra_web("cut-off", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT, REDIS_URL=dead)
     yield web.url
     web.stop()
 
@@ -139,7 +125,7 @@ def cut_off_web(stack) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def core_web(stack) -> Iterator[str]:
     """A daphne on the core channel layer (the stack's runs the default, pub/sub)."""
-    web = start_daphne(stack, "core", CHANNEL_LAYER="core")
+    web = stack.extra_web("core", CHANNEL_LAYER="core")
     yield web.url
     web.stop()
 

@@ -12,7 +12,7 @@ from websockets.sync.client import connect
 
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
 from reconcile import budget, conf, watched
-from tests.realtime.test_sse import EventStream, events_url, start_daphne
+from tests.realtime.test_sse import EventStream, events_url
 from tests.reconcile.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e]
@@ -23,7 +23,7 @@ WAIT = 15.0  # several ticks of the fast daphne's 1 s interval, or one webhook r
 @pytest.fixture(scope="module")
 def watched_web(stack) -> Iterator[str]:
     """A daphne whose open pages ask Midtrans every second."""
-    web = start_daphne(stack, "watched", WATCHED_CHECK_SECONDS="1")
+    web = stack.extra_web("watched", WATCHED_CHECK_SECONDS="1")
     yield web.url
     web.stop()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from tests.support.servers import ServerProcess, free_port, http_ready, start_simulator
+from tests.support.servers import ServerProcess, free_port, http_ready, start_simulator, tcp_ready
 from tests.support.simcontrol import SimulatorControl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,20 @@ class Stack:
         assert self.web is not None
         self.web.stop()
         self.start_web()
+
+    def extra_web(self, name: str, **env: str) -> ServerProcess:
+        """Start one more daphne on the stack's database and Redis with some settings changed.
+
+        Ready once it listens (its /healthz may be 503 on purpose); the caller stops it.
+        """
+        port = free_port()
+        return ServerProcess(
+            f"daphne-{name}-{port}",
+            [sys.executable, "-m", "daphne", "--access-log", "/dev/null", "-b", "127.0.0.1", "-p", str(port),
+             "project.asgi:application"],
+            self.workdir, url=f"http://127.0.0.1:{port}", ready=tcp_ready("127.0.0.1", port),
+            env={**self.env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env}, cwd=ROOT, port=port,
+        ).start()
 
     def start_worker(self, **env: str) -> ServerProcess:
         """Start a django-q2 qcluster against the stack's database and Redis."""
