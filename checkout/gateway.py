@@ -185,28 +185,31 @@ def transaction_status(order_id: str) -> Observation:
     return observation
 
 
+def _core_action(op: str, order_id: str) -> dict[str, Any]:
+    """POST /v2/<id>/<op> through midtransclient; the answer must carry a status_code."""
+    _, core = _clients()
+    action = getattr(core.transactions, op)
+    return _call(op, order_id, lambda: action(_quote(order_id)), "status_code")
+
+
 def transaction_expire(order_id: str) -> dict[str, Any]:
     """Expire a pending transaction at Midtrans (POST /v2/<id>/expire)."""
-    _, core = _clients()
-    return _call("expire", order_id, lambda: core.transactions.expire(_quote(order_id)), "status_code")
+    return _core_action("expire", order_id)
 
 
 def transaction_cancel(order_id: str) -> dict[str, Any]:
     """Cancel a transaction at Midtrans (POST /v2/<id>/cancel)."""
-    _, core = _clients()
-    return _call("cancel", order_id, lambda: core.transactions.cancel(_quote(order_id)), "status_code")
+    return _core_action("cancel", order_id)
 
 
 def transaction_approve(order_id: str) -> dict[str, Any]:
     """Accept a challenged card payment at Midtrans (POST /v2/<id>/approve)."""
-    _, core = _clients()
-    return _call("approve", order_id, lambda: core.transactions.approve(_quote(order_id)), "status_code")
+    return _core_action("approve", order_id)
 
 
 def transaction_deny(order_id: str) -> dict[str, Any]:
     """Deny a challenged card payment at Midtrans (POST /v2/<id>/deny)."""
-    _, core = _clients()
-    return _call("deny", order_id, lambda: core.transactions.deny(_quote(order_id)), "status_code")
+    return _core_action("deny", order_id)
 
 
 def transaction_refund(order_id: str, *, refund_key: str, amount: int, reason: str = "") -> dict[str, Any]:
