@@ -22,7 +22,7 @@ test-sqlite: setup-test
 	$(PY) -m pytest
 
 test-postgres: setup-test
-	$(PY) -m tests.support.postgres -- $(PY) -m pytest -m "not browser" --ignore=tests/simulator --ignore=tests/deploy -p no:cacheprovider
+	$(PY) -m paywatch_dev.postgres -- $(PY) -m pytest -m "not browser" --ignore=tests/simulator --ignore=tests/deploy -p no:cacheprovider
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
-from tests.support.servers import ServerProcess, free_port, http_ready, start_redis  # noqa: E402
+from paywatch_dev.servers import ServerProcess, free_port, http_ready, start_redis  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
 AMOUNT = "10000.00"

@@ -1,6 +1,6 @@
 """Benchmark: one reconcile run shared by 1, then 2, real qcluster workers, on PostgreSQL, against the simulator.
 
-Starts a throw-away PostgreSQL (tests/support/postgres.py), redis-server and
+Starts a throw-away PostgreSQL (paywatch_dev/postgres.py), redis-server and
 simulator (status API latency 50 ms by default), creates N pending payments
 and their Midtrans transactions, then for each worker count: makes every
 payment due, starts that many ``manage.py qcluster`` processes (one worker
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
-from tests.support.postgres import PostgresCluster  # noqa: E402
-from tests.support.servers import ServerProcess, start_redis, start_simulator  # noqa: E402
+from paywatch_dev.postgres import PostgresCluster  # noqa: E402
+from paywatch_dev.servers import ServerProcess, start_redis, start_simulator  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
 SIM_LINE = re.compile(r"^(\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d) GET /v2/[^/]+/status ")

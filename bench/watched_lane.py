@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
-from tests.support.servers import start_redis  # noqa: E402
+from paywatch_dev.servers import start_redis  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     from django.core.management import call_command
 
     from checkout.models import Payment
-    from tests.support.stack import Stack
+    from paywatch_dev.stack import Stack
 
     call_command("migrate", verbosity=0)
     stack = Stack(scratch, database_url=os.environ["DATABASE_URL"], redis_url=redis.url,

@@ -1,7 +1,7 @@
 """Webhook throughput: open-loop ramps of signed, real-change Midtrans notifications, with watchers connected.
 
 Starts its own redis-server, its own database (a scratch SQLite file, or with
-``--database postgresql`` a throw-away cluster from tests/support/postgres.py),
+``--database postgresql`` a throw-away cluster from paywatch_dev/postgres.py),
 and ``--processes`` daphne processes that all serve ONE listening socket: the
 bench binds and listens, and hands the socket to each daphne with ``--fd`` —
 the same mechanism as supervisor's ``fcgi-program`` socket that production
@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
 from bench.push_latency import AMOUNT, pct, prepare_database, raise_fd_limit  # noqa: E402
-from tests.support.servers import ServerProcess, _poll, start_redis  # noqa: E402
+from paywatch_dev.servers import ServerProcess, start_redis  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH-KEY"
 WEBHOOK_PATH = "/payments/midtrans/notification"
@@ -115,31 +115,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- processes -------------------------------------------------------------------------------
-class SharedSocketDaphne(ServerProcess):
-    """A ServerProcess that inherits the bench's listening socket.
-
-    ServerProcess.start() lets Popen close every descriptor but 0-2, and
-    tests/support/ is not the bench's to change, so only the Popen call is
-    redone here (with ``pass_fds``); readiness and stop are ServerProcess's.
-    """
-
-    def __init__(self, *args: object, pass_fds: tuple[int, ...], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.pass_fds = pass_fds
-
-    def start(self) -> SharedSocketDaphne:
-        """Start daphne with the socket passed down; wait until it accepts on it."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, pass_fds=self.pass_fds)
-        if self.ready is not None and not _poll(self.ready, self.timeout, self._exited_within):
-            code = self.proc.poll()
-            self.stop()
-            raise RuntimeError(f"{self.name} not ready (exit {code}): {' '.join(self.args)}\n{self.log_tail()}")
-        return self
-
-
 def accepting_on(pid_of: Callable[[], int], inode: int) -> Callable[[], bool]:
     """Return a check that is true once the process polls the listening socket (its event loop runs).
 
@@ -162,7 +137,7 @@ def accepting_on(pid_of: Callable[[], int], inode: int) -> Callable[[], bool]:
     return check
 
 
-def start_daphnes(count: int, env: dict[str, str], workdir: Path) -> tuple[socket.socket, list[SharedSocketDaphne]]:
+def start_daphnes(count: int, env: dict[str, str], workdir: Path) -> tuple[socket.socket, list[ServerProcess]]:
     """Listen on a free port and start ``count`` daphne processes on that one socket."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -174,8 +149,8 @@ def start_daphnes(count: int, env: dict[str, str], workdir: Path) -> tuple[socke
         # The Procfile's command, with the shared socket instead of -b/-p.
         args = [sys.executable, "-m", "daphne", "--ping-interval", "60", "--access-log", "/dev/null",
                 "--fd", str(sock.fileno()), "project.asgi:application"]
-        proc = SharedSocketDaphne(f"daphne-{k}", args, workdir, env=env, cwd=ROOT, timeout=90,
-                                  pass_fds=(sock.fileno(),))
+        proc = ServerProcess(f"daphne-{k}", args, workdir, env=env, cwd=ROOT, timeout=90,
+                             pass_fds=(sock.fileno(),))
         proc.ready = accepting_on(lambda proc=proc: proc.proc.pid if proc.proc else 0, inode)
         daphnes.append(proc.start())
     return sock, daphnes
@@ -781,10 +756,10 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(1)
     cluster = None
     redis = start_redis(workdir)
-    daphnes: list[SharedSocketDaphne] = []
+    daphnes: list[ServerProcess] = []
     try:
         if args.database == "postgresql":
-            from tests.support.postgres import PostgresCluster
+            from paywatch_dev.postgres import PostgresCluster
 
             cluster = PostgresCluster().start()
             database_url = cluster.url

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import random
 import re
 import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -13,7 +16,7 @@ from urllib.parse import urlencode
 from simulator import charge as core_charge
 from simulator import engine
 from simulator.notifier import Notifier
-from simulator.payloads import now, status_code_for, transaction_body
+from simulator.payloads import action_body, now, status_code_for, transaction_body
 from simulator.store import DuplicateOrder, Store, Transaction
 
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9\-_~.]+$")
@@ -258,6 +261,7 @@ class Simulator:
             answer = core_charge.charge_answer(tx, self.status_body(tx), base, outcome)
         self._dispatch(tx, *dispatch)
         return answer
+
     # -- moves --------------------------------------------------------------------
     def act(self, order_id: str, action: str, *, notify: str | None = "send", strict: bool = False,
             source: str = "control", **params: Any) -> tuple[Transaction, dict[str, Any] | None]:
@@ -281,6 +285,28 @@ class Simulator:
             dispatch = self._record(tx, action, source, notify)
         self._dispatch(tx, *dispatch)
         return tx, refund
+
+    def merchant_action(self, order_id: str, action: str, **params: Any) -> dict[str, Any]:
+        """Apply a Core API cancel, expire, refund, approve or deny by order or transaction id; return the answer."""
+        tx, refund = self.act(order_id, action, strict=True, source="core_api", **params)
+        with self.store.lock:
+            return action_body(tx, action, self.server_key, self.merchant_id, refund, fee=self.fee())
+
+    def pay_by_card(self, order_id: str, result: str) -> None:
+        """Apply the payment page's card form: ``challenge``, ``deny``, or anything else to accept.
+
+        Accepting or denying needs a pending card attempt, so one is started
+        first when there is none, without a notification: the customer only
+        sees the outcome (and a settle on its own would pick a VA).
+        """
+        if result == "challenge":
+            self.act(order_id, "challenge", source="page")
+            return
+        with self.store.lock:
+            tx = self.store.get(order_id)
+            if tx is not None and (tx.payment_type != "credit_card" or tx.status != "pending"):
+                self.act(order_id, "pending", notify="drop", source="page", payment_type="credit_card")
+        self.act(order_id, "deny" if result == "deny" else "settle", source="page")
 
     def _record(self, tx: Transaction, action: str, source: str,
                 notify: str | None) -> tuple[list[dict[str, Any]], float]:
@@ -316,20 +342,50 @@ class Simulator:
             return [payload, previous]
         return [payload]
 
-    # -- views of a transaction ---------------------------------------------------------
+    # -- answers to the API, views of a transaction ------------------------------------
+    def injected_fault(self) -> str | None:
+        """Return the configured error_mode when the configured error_rate makes this API call fail, else None."""
+        config = dict(self.store.config)
+        if config["error_rate"] and random.random() < config["error_rate"]:
+            return str(config["error_mode"])
+        return None
+
+    def known_payment(self, order_id: str) -> Transaction | None:
+        """Return the transaction of an order or transaction id once it has a payment (Midtrans knows it), else None."""
+        tx = self.store.get(order_id)
+        return None if tx is None or tx.status is None else tx
+
+    def status(self, order_id: str) -> dict[str, Any] | None:
+        """Answer GET status after the configured latency; None when Midtrans would not know the id."""
+        latency = int(self.store.config.get("status_latency_ms") or 0)
+        if latency:
+            time.sleep(latency / 1000)
+        tx = self.known_payment(order_id)
+        return None if tx is None else self.status_body(tx)
+
+    def page_view(self, token: str) -> Transaction | None:
+        """Return a copy of the token's transaction, taken under the lock, for the payment page to show."""
+        with self.store.lock:
+            tx = self.store.by_token(token)
+            return copy.deepcopy(tx)
+
     def status_body(self, tx: Transaction) -> dict[str, Any]:
         """Return the Core API GET status body (of the newest payment under the order_id)."""
-        return transaction_body(tx, self.server_key, self.merchant_id, "Success, transaction is found", fee=self.fee())
+        with self.store.lock:
+            return transaction_body(tx, self.server_key, self.merchant_id, "Success, transaction is found",
+                                    fee=self.fee())
 
     def b2b_body(self, tx: Transaction, page: int = 0, per_page: int | None = None) -> dict[str, Any]:
         """Return GET status/b2b: every payment under the order_id, newest first, paged like Midtrans."""
-        bodies = [self.status_body(tx)]
-        for earlier in reversed(tx.earlier_payments):
-            past = replace(tx, transaction_id=earlier["transaction_id"], transaction_time=earlier["transaction_time"],
-                           settlement_time=earlier["settlement_time"], status=earlier["status"],
-                           fraud_status=earlier["fraud_status"], payment_type=earlier["payment_type"],
-                           method=earlier["method"], refunds=earlier["refunds"])
-            bodies.append(self.status_body(past))
+        with self.store.lock:
+            bodies = [self.status_body(tx)]
+            for earlier in reversed(tx.earlier_payments):
+                past = replace(tx, transaction_id=earlier["transaction_id"],
+                               transaction_time=earlier["transaction_time"], settlement_time=earlier["settlement_time"],
+                               status=earlier["status"], fraud_status=earlier["fraud_status"],
+                               payment_type=earlier["payment_type"], method=earlier["method"],
+                               refunds=earlier["refunds"])
+                bodies.append(self.status_body(past))
         if per_page:
             bodies = bodies[page * per_page:(page + 1) * per_page]
         return {"status_code": "200", "status_message": "Success, transactions are retrieved",

@@ -1,47 +1,60 @@
-"""HTML for the payment page and the dashboard (plain forms, small inline CSS)."""
+"""The payment page and the dashboard, filled in from simulator/templates/.
+
+A template file holds named sections: a line ``<!-- name -->`` starts one,
+which runs to the next such line. Each section is a ``string.Template``;
+every value is HTML-escaped unless it is ``Html`` (a section already filled).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
+from functools import cache
 from html import escape
+from pathlib import Path
+from string import Template
 from typing import Any
 from urllib.parse import quote
 
 from simulator import ACTIONS
 from simulator.app import finish_redirect
 from simulator.engine import METHODS
-from simulator.store import Transaction
+from simulator.store import ERROR_MODES, Transaction
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
-main{max-width:34rem;margin:0 auto;padding:1rem}
-main.wide{max-width:72rem}
-.card{background:#fff;border-radius:.6rem;padding:1rem;margin:.8rem 0;box-shadow:0 1px 3px #0002}
-h1{font-size:1.3rem}h2{font-size:1.05rem;margin:.2rem 0 .6rem}
-.amount{font-size:1.6rem;font-weight:700}
-button{font:inherit;padding:.6rem .9rem;margin:.2rem 0;border:0;border-radius:.4rem;background:#0b5cad;
-color:#fff;cursor:pointer;width:100%}
-button.alt{background:#5b6572}button.bad{background:#b3261e}
-.inline button{width:auto;padding:.3rem .5rem;font-size:.85rem}
-.inline{display:inline}
-.code{font-family:monospace;font-size:1.3rem;letter-spacing:.05em;background:#eef2f6;padding:.4rem .6rem}
-.qr{width:10rem;height:10rem;background:repeating-conic-gradient(#000 0 25%,#fff 0 50%) 0 0/1.25rem 1.25rem;
-margin:.5rem auto;border:.5rem solid #fff;outline:1px solid #ccc}
-table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{padding:.35rem;border-bottom:1px solid #dde;
-text-align:left;vertical-align:top}
-pre{white-space:pre-wrap;word-break:break-all;font-size:.75rem;background:#f7f7f9;padding:.4rem}
-.muted{color:#5b6572;font-size:.85rem}
-"""
+TEMPLATES = Path(__file__).with_name("templates")
+SECTION = re.compile(r"^<!-- ([\w-]+) -->\n", re.MULTILINE)
+CARD_BUTTONS = (("accept", ""), ("challenge", "alt"), ("deny", "bad"))
 
 
-def _page(title: str, body: str, refresh: int | None = None, wide: bool = False) -> str:
-    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"{meta}<title>{escape(title)}</title><style>{CSS}</style></head>"
-        f'<body><main class="{"wide" if wide else ""}">{body}</main></body></html>'
-    )
+class Html(str):
+    """Markup that is substituted as it is."""
+
+
+@cache
+def _sections(page: str) -> dict[str, Template]:
+    parts = SECTION.split((TEMPLATES / f"{page}.html").read_text())
+    return {key: Template(text.strip()) for key, text in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def render(page: str, section: str, /, **values: Any) -> Html:
+    """Fill a section of templates/<page>.html."""
+    safe = {key: value if isinstance(value, Html) else escape(str(value)) for key, value in values.items()}
+    return Html(_sections(page)[section].substitute(safe))
+
+
+def _join(parts: Iterable[Html], separator: str = "\n") -> Html:
+    return Html(separator.join(parts))
+
+
+@cache
+def _stylesheet() -> Html:
+    return Html((TEMPLATES / "style.css").read_text().strip())
+
+
+def _layout(title: str, body: Html, refresh: int | None = None, wide: bool = False) -> str:
+    return render("layout", "page", title=title, body=body, width="wide" if wide else "", css=_stylesheet(),
+                  refresh=render("layout", "refresh", seconds=refresh) if refresh else Html(""))
 
 
 def rupiah(amount: int) -> str:
@@ -49,45 +62,7 @@ def rupiah(amount: int) -> str:
     return "Rp " + f"{amount:,}".replace(",", ".")
 
 
-def _form(action: str, label: str, fields: dict[str, str] | None = None, cls: str = "",
-          name: str = "") -> str:
-    hidden = "".join(
-        f'<input type=hidden name="{escape(k)}" value="{escape(v)}">' for k, v in (fields or {}).items()
-    )
-    attr = f' name="{escape(name)}"' if name else ""
-    return (f'<form method=post action="{escape(action)}">{hidden}'
-            f'<button class="{cls}"{attr}>{escape(label)}</button></form>')
-
-
-def _finish_link(tx: Transaction) -> str:
-    """Return the link back to the merchant: callbacks.finish with Snap's query."""
-    url = finish_redirect(tx)
-    if not url:
-        return '<p class=muted>No finish URL was given for this transaction.</p>'
-    return f'<p><a id="finish-link" href="{escape(url)}">Back to the merchant</a></p>'
-
-
-def _pending_details(tx: Transaction) -> str:
-    m = tx.method
-    if tx.payment_type == "bank_transfer":
-        bank = (m.get("bank") or "").upper()
-        return (f"<h2>{bank} Virtual Account</h2><p>Transfer to virtual account number</p>"
-                f'<p class=code id="va-number">{escape(str(m.get("va_number", "")))}</p>')
-    if tx.payment_type == "echannel":
-        return ("<h2>Mandiri Bill Payment</h2>"
-                f'<p>Biller code <span class=code id="biller-code">{escape(str(m.get("biller_code")))}</span></p>'
-                f'<p>Bill key <span class=code id="bill-key">{escape(str(m.get("bill_key")))}</span></p>')
-    if tx.payment_type == "cstore":
-        store = escape(str(m.get("store", "indomaret")).title())
-        return (f"<h2>{store}</h2><p>Show this payment code at the cashier</p>"
-                f'<p class=code id="payment-code">{escape(str(m.get("payment_code")))}</p>')
-    if tx.payment_type in ("qris", "gopay"):
-        return (f"<h2>{'QRIS' if tx.payment_type == 'qris' else 'GoPay'}</h2>"
-                '<div class=qr role=img aria-label="QR code (simulated)"></div>'
-                "<p class=muted>Scan with any e-wallet app (simulated).</p>")
-    return "<h2>Card payment in progress</h2>"
-
-
+# -- payment page -------------------------------------------------------------------------
 def payment_page(tx: Transaction) -> str:
     """Render the payment page for the transaction's current state.
 
@@ -95,115 +70,122 @@ def payment_page(tx: Transaction) -> str:
     re-pick) a method; a Core API charge has its method fixed, so its page
     only completes that payment (a VA's *Pay now*, a card's 3-D Secure).
     """
-    base = f"/snap/v2/vtweb/{quote(tx.token)}"
-    core = tx.channel == "core"
-    head = (f'<div class=card id="snap" data-order-id="{escape(tx.order_id)}" '
-            f'data-status="{escape(tx.status or "")}"><div class=muted>Order</div>'
-            f'<h1 id="order-id">{escape(tx.order_id)}</h1>'
-            f'<div class=amount id="amount">{rupiah(tx.gross_amount)}</div></div>')
-    status = tx.status
+    page = render("payment", "page", order_id=tx.order_id, status=tx.status or "",
+                  amount=rupiah(tx.gross_amount), body=_next_step(tx, f"/snap/v2/vtweb/{quote(tx.token)}"))
+    return _layout(f"Pay {tx.order_id}", page)
+
+
+def not_found() -> str:
+    return render("payment", "not-found")
+
+
+def not_possible(reason: str) -> str:
+    return render("payment", "not-possible", reason=reason)
+
+
+def _next_step(tx: Transaction, base: str) -> Html:
+    status, core = tx.status, tx.channel == "core"
     if tx.page_expired or status in ("expire", "cancel"):
-        word = "cancelled" if status == "cancel" else "expired"
-        body = f'<div class=card><h2 id="result">This payment has {word}.</h2>{_finish_link(tx)}</div>'
-    elif status in ("settlement", "refund", "partial_refund") or (status == "capture" and tx.fraud_status == "accept"):
-        body = f'<div class=card><h2 id="result">Payment successful</h2>{_finish_link(tx)}</div>'
-    elif status == "capture":
-        body = ('<div class=card><h2 id="result">Payment under review</h2>'
-                f"<p>The card payment is being reviewed by the merchant.</p>{_finish_link(tx)}</div>")
-    elif status == "pending" and tx.payment_type != "credit_card":
-        body = (f"<div class=card>{_pending_details(tx)}"
-                + _form(f"{base}/pay", "Pay now (simulate)", name="pay")
-                + f"{_finish_link(tx)}</div>"
-                + ("" if core else _method_picker(tx, base, "Choose another method")))
-    elif core and status == "pending":
-        body = ('<div class=card id="method-credit_card"><h2>3-D Secure (simulated)</h2>'
-                f'<p class=muted>Card {escape(str(tx.method.get("masked_card", "")))}</p>'
-                + _card_buttons(base) + "</div>")
-    elif core:
-        body = '<div class=card><h2 id="result">Payment declined</h2></div>'
-    else:
-        notice = ""
-        if status == "deny":
-            notice = ('<div class=card><h2 id="result">Payment declined</h2>'
-                      f"<p>Your card was declined. Try again or choose another method.</p>{_finish_link(tx)}</div>")
-        body = notice + _method_picker(tx, base, "Choose a payment method")
-    return _page(f"Pay {tx.order_id}", head + body)
+        return _result(tx, f"This payment has {'cancelled' if status == 'cancel' else 'expired'}.")
+    if status in ("settlement", "refund", "partial_refund") or (status == "capture" and tx.fraud_status == "accept"):
+        return _result(tx, "Payment successful")
+    if status == "capture":
+        return _result(tx, "Payment under review", "The card payment is being reviewed by the merchant.")
+    if status == "pending" and tx.payment_type != "credit_card":
+        return render("payment", "pending", details=_payment_details(tx), finish=_finish_link(tx),
+                      pay=_button(f"{base}/pay", "Pay now (simulate)", name="pay"),
+                      other_methods=Html("") if core else _method_picker(tx, base, "Choose another method"))
+    if core and status == "pending":
+        return _card(base, "3-D Secure (simulated)", tx.method.get("masked_card", ""))
+    if core:
+        return render("payment", "result", heading="Payment declined", note="", finish=Html(""))
+    declined = _result(tx, "Payment declined", "Your card was declined. Try again or choose another method.")
+    return _join([declined if status == "deny" else Html(""), _method_picker(tx, base, "Choose a payment method")])
 
 
-def _card_buttons(base: str) -> str:
-    return (_form(f"{base}/card", "Pay by card: accept", {"result": "accept"})
-            + _form(f"{base}/card", "Pay by card: challenge", {"result": "challenge"}, "alt")
-            + _form(f"{base}/card", "Pay by card: deny", {"result": "deny"}, "bad"))
+def _result(tx: Transaction, heading: str, note: str = "") -> Html:
+    return render("payment", "result", heading=heading, note=note, finish=_finish_link(tx))
 
 
-def _method_picker(tx: Transaction, base: str, title: str) -> str:
+def _finish_link(tx: Transaction) -> Html:
+    """Return the link back to the merchant: callbacks.finish with Snap's query."""
+    url = finish_redirect(tx)
+    return render("payment", "finish-link", url=url) if url else render("payment", "no-finish-link")
+
+
+def _payment_details(tx: Transaction) -> Html:
+    """Return what the customer needs to pay a pending transaction: a VA number, a bill key, a code, a QR."""
+    method = tx.method
+    if tx.payment_type == "bank_transfer":
+        return render("payment", "bank_transfer", bank=(method.get("bank") or "").upper(),
+                      va_number=method.get("va_number", ""))
+    if tx.payment_type == "echannel":
+        return render("payment", "echannel", biller_code=method.get("biller_code"), bill_key=method.get("bill_key"))
+    if tx.payment_type == "cstore":
+        return render("payment", "cstore", store=str(method.get("store", "indomaret")).title(),
+                      payment_code=method.get("payment_code"))
+    return render("payment", "qr", wallet="QRIS" if tx.payment_type == "qris" else "GoPay")
+
+
+def _method_picker(tx: Transaction, base: str, title: str) -> Html:
     """Render the payment methods Snap's enabled_payments allow (all when it is empty)."""
     keys = [k for k in METHODS if not tx.enabled_payments or k in tx.enabled_payments] or list(METHODS)
-    parts = [f"<div class=card><h2>{escape(title)}</h2>"]
-    for key in keys:
-        label = METHODS[key][0]
-        if key == "credit_card":
-            parts.append('<div class=card id="method-credit_card"><h2>Credit/debit card</h2>'
-                         '<p class=muted>Card 4811 1111 1111 1114 (simulated)</p>'
-                         + _card_buttons(base) + "</div>")
-        else:
-            parts.append(_form(f"{base}/choose", label, {"method": key}, name=f"method-{key}"))
-    parts.append("</div>")
-    return "".join(parts)
+    methods = [
+        _card(base, "Credit/debit card", "4811 1111 1111 1114 (simulated)") if key == "credit_card"
+        else _button(f"{base}/choose", METHODS[key][0], {"method": key}, name=f"method-{key}")
+        for key in keys
+    ]
+    return render("payment", "methods", title=title, methods=_join(methods))
 
 
+def _card(base: str, heading: str, card: str) -> Html:
+    buttons = [_button(f"{base}/card", f"Pay by card: {result}", {"result": result}, style)
+               for result, style in CARD_BUTTONS]
+    return render("payment", "card", heading=heading, card=card, buttons=_join(buttons))
+
+
+def _button(action: str, label: str, fields: dict[str, str] | None = None, style: str = "", name: str = "") -> Html:
+    """Return a form of one button that posts ``fields``."""
+    hidden = _join((render("payment", "field", name=k, value=v) for k, v in (fields or {}).items()), "")
+    return render("payment", "button", action=action, fields=hidden, style=style, name=name, label=label)
+
+
+# -- dashboard ------------------------------------------------------------------------------
 def dashboard(transactions: list[dict[str, Any]], config: dict[str, Any], notify_url: str) -> str:
     """Render the dashboard: transactions with actions, where their notifications go, attempts, the config form."""
-    rows = []
-    for tx in transactions:
-        oid = quote(tx["order_id"], safe="")
-        buttons = "".join(
-            f'<form class=inline method=post action="/sim/orders/{oid}/{a}?redirect=1">'
-            f"<button>{a}</button></form> "
-            for a in ACTIONS if a != "pending"
-        )
-        attempts = "".join(
-            f"<li>#{n.get('delivery')}.{n.get('attempt')} {escape(str(n.get('at')))} "
-            f"{escape(str(n.get('requested_url') or n.get('url')))} "
-            f"{escape(str(n.get('transaction_status')))} → "
-            f"{escape(str(n.get('http_status') or n.get('error')))}"
-            f"<pre>{escape(str(n.get('response_body') or ''))}</pre>"
-            f"<details><summary>payload</summary><pre>{escape(json.dumps(n.get('payload'), indent=1))}</pre>"
-            "</details></li>"
-            for n in tx["notifications"]
-        )
-        urls = tx["notification_urls"]
-        where = ("default" if urls == [notify_url] else
-                 ("override: " if tx["notify_override"] else "default + ") + ", ".join(
-                     tx["notify_override"] or tx["notify_append"]))
-        rows.append(
-            f"<tr><td><a href=\"{escape(tx['redirect_url'])}\">{escape(tx['order_id'])}</a>"
-            f"<div class=muted>{escape(tx['channel'])}</div></td>"
-            f"<td>{rupiah(tx['gross_amount'])}</td><td>{escape(str(tx['payment_type'] or '-'))}</td>"
-            f"<td>{escape(str(tx['status'] or '-'))}"
-            f"{' / ' + escape(tx['fraud_status']) if tx['fraud_status'] else ''}</td>"
-            f"<td class=notify-urls title=\"{escape(', '.join(urls))}\">{escape(where)}</td>"
-            f"<td>{escape(str(tx['last_notification'] or '-'))}</td><td>{buttons}"
-            f"<details><summary>{len(tx['notifications'])} attempts</summary><ol>{attempts}</ol></details>"
-            "</td></tr>"
-        )
-    checked = " checked" if config.get("notifications") else ""
-    options = "".join(
-        f'<option{" selected" if config.get("error_mode") == m else ""}>{m}</option>'
-        for m in ("500", "503", "429", "timeout", "html502")
+    rows = [_row(tx, notify_url) for tx in transactions]
+    modes = [render("dashboard", "error-mode", mode=m, selected=" selected" if config.get("error_mode") == m else "")
+             for m in ERROR_MODES]
+    page = render(
+        "dashboard", "page", notify_url=notify_url, checked=" checked" if config.get("notifications") else "",
+        status_latency_ms=config.get("status_latency_ms"), error_rate=config.get("error_rate"),
+        error_modes=_join(modes, ""),
+        transactions=render("dashboard", "table", rows=_join(rows)) if rows else render("dashboard", "no-transactions"),
     )
-    form = (
-        '<form method=post action="/sim/config?redirect=1" class=card><h2>Config</h2>'
-        f'<label><input type=hidden name=notifications value=off>'
-        f'<input type=checkbox name=notifications value=on{checked}> notifications</label> '
-        f'<label>status latency ms <input name=status_latency_ms size=5 value="{config.get("status_latency_ms")}">'
-        f'</label> <label>error rate <input name=error_rate size=4 value="{config.get("error_rate")}"></label> '
-        f"<label>error mode <select name=error_mode>{options}</select></label> "
-        '<button style="width:auto">Save</button></form>'
+    return _layout("Midtrans simulator", page, refresh=5, wide=True)
+
+
+def _row(tx: dict[str, Any], notify_url: str) -> Html:
+    urls = tx["notification_urls"]
+    if urls == [notify_url]:
+        destination = "default"
+    elif tx["notify_override"]:
+        destination = "override: " + ", ".join(tx["notify_override"])
+    else:
+        destination = "default + " + ", ".join(tx["notify_append"])
+    order_id = quote(tx["order_id"], safe="")
+    moves = [render("dashboard", "move", order_id=order_id, action=a) for a in ACTIONS if a != "pending"]
+    attempts = [
+        render("dashboard", "attempt", delivery=n.get("delivery"), attempt=n.get("attempt"), at=n.get("at"),
+               url=n.get("requested_url") or n.get("url"), transaction_status=n.get("transaction_status"),
+               outcome=n.get("http_status") or n.get("error"), response_body=n.get("response_body") or "",
+               payload=json.dumps(n.get("payload"), indent=1))
+        for n in tx["notifications"]
+    ]
+    status = str(tx["status"] or "-") + (f" / {tx['fraud_status']}" if tx["fraud_status"] else "")
+    return render(
+        "dashboard", "row", redirect_url=tx["redirect_url"], order_id=tx["order_id"], channel=tx["channel"],
+        amount=rupiah(tx["gross_amount"]), payment_type=tx["payment_type"] or "-", status=status,
+        urls=", ".join(urls), destination=destination, last_notification=tx["last_notification"] or "-",
+        moves=_join(moves, " "), attempt_count=len(tx["notifications"]), attempts=_join(attempts),
     )
-    table = ("<table><tr><th>Order</th><th>Amount</th><th>Method</th><th>Status</th>"
-             f"<th>Notifications to</th><th>Last notification</th><th>Actions</th></tr>{''.join(rows)}</table>"
-             if rows else "<p>No transactions yet.</p>")
-    body = (f"<h1>Midtrans simulator</h1><p class=muted>Notifications → {escape(notify_url)}</p>"
-            f"{form}<div class=card>{table}</div>")
-    return _page("Midtrans simulator", body, refresh=5, wide=True)

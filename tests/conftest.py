@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
-from tests.support.servers import start_redis
-from tests.support.stack import Stack
+from paywatch_dev.servers import start_redis
+from paywatch_dev.stack import Stack
 
 # This process runs with DEBUG off on development values; project/checks.py
 # forbids that for the servers, which the stack starts with fit values.

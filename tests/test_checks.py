@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port
+from paywatch_dev.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT = {

@@ -10,8 +10,8 @@ import pytest
 import redis
 import requests
 
+from paywatch_dev.servers import ServerProcess, start_redis
 from project.qbroker import heartbeat_key
-from tests.support.servers import ServerProcess, start_redis
 from tests.webprocess import start_daphne
 
 CLIENT_TIMEOUT = 5.0  # the failure signal: /healthz must answer within 3 s whatever hangs

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import ports  # noqa: E402  (scripts/ports.py is a script, not a package)
 
-from tests.support.servers import free_port  # noqa: E402
+from paywatch_dev.servers import free_port  # noqa: E402
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from paywatch_dev.servers import ServerProcess, start_redis
+from paywatch_dev.stack import ROOT, SERVER_KEY
 from project import qoutage
 from project.qbroker import heartbeat_key
 from tests.conftest import database_url_of
-from tests.support.servers import ServerProcess, start_redis
-from tests.support.stack import ROOT, SERVER_KEY
 
 OUTAGE_WINDOW = 10.0  # django-q2 alone logged ~2-10 error lines a second here
 RECOVERY_WAIT = 60.0  # the backoff tops out at 30 s between attempts

@@ -13,7 +13,7 @@ import requests
 from django.db import OperationalError, connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.support.servers import free_port
+from paywatch_dev.servers import free_port
 
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # what a browser sends
 

@@ -3,9 +3,9 @@
 import sys
 from pathlib import Path
 
+from paywatch_dev.servers import ServerProcess, free_port, tcp_ready
+from paywatch_dev.stack import ROOT, SERVER_KEY
 from tests.conftest import database_url_of
-from tests.support.servers import ServerProcess, free_port, tcp_ready
-from tests.support.stack import ROOT, SERVER_KEY
 
 
 def start_daphne(log_dir: Path, redis_url: str, **env: str) -> ServerProcess:

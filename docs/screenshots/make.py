@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         from playwright.sync_api import expect, sync_playwright
 
+        from paywatch_dev.servers import start_redis
+        from paywatch_dev.stack import Stack
         from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
         from tests.browser.pages import LOCALES, put_in_state
-        from tests.support.servers import start_redis
-        from tests.support.stack import Stack
 
         redis = start_redis(workdir / "redis")
         stack = Stack(workdir, database_url=database_url, redis_url=redis.url)

@@ -265,20 +265,23 @@ def test_refund_before_settlement_is_refused(sim, watch) -> None:
     assert sim.sim_order(captured.number)["refunded_amount"] == 0
 
 
-def test_unknown_order_and_a_bad_amount_exit_1(sim) -> None:
-    assert refused("approve", "NOPE-1").returncode == 1
+def test_unknown_order_exits_1_and_a_bad_amount_is_refused_before_midtrans(sim) -> None:
+    """A bad amount is a usage error: exit 2 from the command line (tests/reconcile/test_command.py)."""
+    error = refused("approve", "NOPE-1")
+    assert error.returncode == 1 and "Unknown order 'NOPE-1'" in str(error)
     checkout = sim.checkout()
-    assert refused("refund", checkout.number, "--amount", "12.5").returncode == 1
+    assert "argument --amount" in str(refused("refund", checkout.number, "--amount", "12.5"))
+    assert not Refund.objects.filter(payment__order__number=checkout.number).exists()
 
 
-def test_midtrans_unavailable_exits_2_and_the_retry_uses_the_same_key(sim, watch) -> None:
+def test_midtrans_unavailable_exits_3_and_the_retry_uses_the_same_key(sim, watch) -> None:
     checkout, page = settled(sim, watch)
     sim.sim_config(error_rate=1.0, error_mode="503")
     try:
         error = refused("refund", checkout.number, "--amount", "10000")
     finally:
         sim.sim_config(error_rate=0.0)
-    assert error.returncode == 2
+    assert error.returncode == 3
     first = Refund.objects.get(payment__order__number=checkout.number)
     assert first.status == RefundStatus.REQUESTED
     payments("refund", checkout.number, "--amount", "10000")

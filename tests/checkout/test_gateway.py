@@ -65,7 +65,7 @@ def test_a_hanging_midtrans_times_out(sim, settings) -> None:
 
 
 def test_unreachable_midtrans_is_unavailable(settings) -> None:
-    from tests.support.servers import free_port
+    from paywatch_dev.servers import free_port
 
     settings.MIDTRANS = {**settings.MIDTRANS, "CORE_API_URL": f"http://127.0.0.1:{free_port()}"}
     with pytest.raises(GatewayUnavailable, match="unreachable"):

@@ -90,12 +90,12 @@ def test_checkout_shows_the_gateway_error_page(client, products, fake_midtrans, 
 
 
 @pytest.mark.parametrize("body", [[], "settlement"], ids=repr)
-def test_check_status_exits_2_with_a_clear_message(make_order, fake_midtrans, body) -> None:
+def test_check_status_exits_3_with_a_clear_message(make_order, fake_midtrans, body) -> None:
     order = make_order()
     fake_midtrans.answer(body)
     with pytest.raises(CommandError, match="Midtrans is unavailable: Midtrans answered") as raised:
         call_command("payments", "check-status", order.number)
-    assert raised.value.returncode == 2
+    assert raised.value.returncode == 3
     assert Payment.objects.get(pk=order.payment.pk).status == "pending"
 
 

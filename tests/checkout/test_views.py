@@ -55,7 +55,7 @@ def test_healthz_reports_database_and_redis(client) -> None:
 
 
 def test_healthz_is_503_when_redis_is_down(client, settings) -> None:
-    from tests.support.servers import free_port
+    from paywatch_dev.servers import free_port
 
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     response = client.get("/healthz")

@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy"))
 import render  # noqa: E402  (deploy/render.py is a script, not a package)
 
+from tests.envvars import variables_read  # noqa: E402
+
 EXAMPLE = ROOT / "deploy" / "paywatch.env.example"
 TEMPLATES = sorted((ROOT / "deploy").rglob("*.template"))
-READ = re.compile(r"""(?:env\.\w+|os\.environ\.get|os\.getenv)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 # Read by the code but not production settings: the test database's name, the demo admin's password.
 NOT_PRODUCTION = {"TEST_DATABASE_NAME", "DEMO_ADMIN_PASSWORD"}
 
@@ -25,8 +26,7 @@ def documented() -> set[str]:
 
 
 def test_the_env_example_lists_every_variable_the_code_reads() -> None:
-    read = {name for folder in ("project", "checkout", "realtime", "reconcile")
-            for path in (ROOT / folder).rglob("*.py") for name in READ.findall(path.read_text())}
+    read = variables_read()
     assert read, "no variable found: the pattern is stale"
     assert read - NOT_PRODUCTION - documented() == set()
 

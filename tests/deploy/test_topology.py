@@ -22,8 +22,8 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from paywatch_dev.stack import TOKEN_IN_URL
 from tests.deploy.topology import Topology, topology_running, wait_until
-from tests.support.stack import TOKEN_IN_URL
 
 pytestmark = pytest.mark.e2e
 

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.postgres import PostgresCluster
-from tests.support.servers import (
+from paywatch_dev.postgres import PostgresCluster
+from paywatch_dev.servers import (
     POLL_INTERVAL,
     ServerProcess,
     free_port,
@@ -42,7 +42,7 @@ from tests.support.servers import (
     start_redis,
     start_simulator,
 )
-from tests.support.simcontrol import SimulatorControl
+from paywatch_dev.simcontrol import SimulatorControl
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -10,11 +10,11 @@ import redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from paywatch_dev.servers import free_port
 from realtime import presence
 from realtime.consumers import FORBIDDEN, TOO_MANY_SOCKETS
 from realtime.groups import order_group
 from tests.realtime.conftest import apply_status
-from tests.support.servers import free_port
 
 WAIT = 5.0
 

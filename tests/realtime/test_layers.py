@@ -6,8 +6,8 @@ import logging
 import pytest
 import redis
 
+from paywatch_dev.servers import start_redis
 from realtime.layers import ResilientRedisPubSubChannelLayer
-from tests.support.servers import start_redis
 
 
 async def _deliver_until_received(publisher, received: asyncio.Queue, limit: float = 30.0) -> dict:

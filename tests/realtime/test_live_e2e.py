@@ -17,10 +17,10 @@ import websockets
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from paywatch_dev.servers import ServerProcess, free_port, http_ready
+from paywatch_dev.stack import ROOT
 from realtime.groups import order_group
 from realtime.receivers import payment_message
-from tests.support.servers import ServerProcess, free_port, http_ready
-from tests.support.stack import ROOT
 
 pytestmark = [pytest.mark.e2e]
 

@@ -17,9 +17,9 @@ from prometheus_client import REGISTRY
 
 from checkout.models import Payment, PaymentEvent
 from checkout.signature import notification_signature
+from paywatch_dev.servers import free_port
 from realtime import receivers
 from tests.realtime.conftest import apply_status
-from tests.support.servers import free_port
 
 WAIT = 5.0
 

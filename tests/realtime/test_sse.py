@@ -19,10 +19,10 @@ import requests
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from paywatch_dev.servers import free_port
 from realtime.groups import order_group
 from realtime.receivers import payment_message
 from tests.realtime.conftest import apply_status
-from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.e2e]
 

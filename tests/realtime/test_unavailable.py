@@ -11,8 +11,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from paywatch_dev.servers import start_redis
 from realtime.unavailable import TRY_AGAIN_LATER
-from tests.support.servers import start_redis
 from tests.webprocess import start_daphne
 
 WAIT = 10.0

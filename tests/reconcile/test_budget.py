@@ -64,7 +64,7 @@ def test_no_ceiling_means_no_wait_and_a_passed_deadline_no_call() -> None:
 
 def test_without_redis_each_process_spaces_its_own_calls(settings) -> None:
     """Redis unreachable: the call is not refused; this process's RateLimiter spaces the calls instead."""
-    from tests.support.servers import free_port
+    from paywatch_dev.servers import free_port
 
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     shared = SharedBudget(50)

@@ -12,8 +12,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from checkout.models import Payment, PaymentEvent
+from paywatch_dev.stack import ROOT
 from tests.reconcile.conftest import payment_of
-from tests.support.stack import ROOT
 
 pytestmark = [pytest.mark.e2e]
 HEADER = ["Order Number", "Order Status", "Payment Status", "Midtrans Status", "Action"]
@@ -83,11 +83,11 @@ def test_check_all_json_is_one_array_on_stdout_and_nothing_else(stack, snap_orde
     assert payment_of(paid).status == "pending"
 
 
-def test_check_all_exits_2_when_midtrans_is_unavailable(sim, snap_order) -> None:
+def test_check_all_exits_3_when_midtrans_is_unavailable(sim, snap_order) -> None:
     order = snap_order("settle")
     sim.sim_config(error_rate=1.0, error_mode="503")
     result = manage(sim, "check-all", "--json")
-    assert result.returncode == 2
+    assert result.returncode == 3
     row = next(r for r in json.loads(result.stdout) if r["order_number"] == order.number)
     assert row["action"].startswith("Error: ")
     assert "Midtrans is unavailable" in result.stderr
@@ -120,17 +120,30 @@ def test_check_status_unknown_order_exits_1_with_a_clear_message(stack, transact
     assert "Unknown order 'INV-NOPE': no order has that number" in result.stderr
 
 
-def test_check_status_exits_2_when_midtrans_is_unavailable(sim, snap_order) -> None:
+def test_check_status_exits_3_when_midtrans_is_unavailable(sim, snap_order) -> None:
     order = snap_order("settle")
     sim.sim_config(error_rate=1.0, error_mode="html502")
     result = manage(sim, "check-status", order.number)
-    assert result.returncode == 2 and "Midtrans is unavailable" in result.stderr
+    assert result.returncode == 3 and "Midtrans is unavailable" in result.stderr
     assert payment_of(order).status == "pending"
 
 
-@pytest.mark.parametrize("args", [["check-all", "--limit", "0"], ["check-all", "--older-than", "x"], ["nope"], []])
-def test_bad_arguments_exit_1(stack, args: list[str]) -> None:
-    assert manage(stack, *args).returncode == 1
+@pytest.mark.parametrize("args", [["check-all", "--limit", "0"], ["check-all", "--older-than", "x"], ["nope"], [],
+                                  ["refund", "INV-1", "--amount", "12.5"], ["check-status"]])
+def test_bad_arguments_exit_2_with_argparse_usage(stack, args: list[str]) -> None:
+    result = manage(stack, *args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "usage: manage.py payments" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_help_and_the_readme_state_each_exit_code() -> None:
+    from reconcile.management.commands.payments import Command, ExitCode
+
+    assert [int(code) for code in ExitCode] == [0, 1, 2, 3]
+    assert all(f"{int(code)} " in Command.help.split("Exit codes:", 1)[1] for code in ExitCode)
+    commands = (ROOT / "README.md").read_text().split("\n## Commands", 1)[1].split("\n## ", 1)[0]
+    for code in ExitCode:
+        assert f"| {int(code)} |" in commands, f"README.md's Commands section lacks exit code {int(code)}"
 
 
 def test_cleanup_expired_command(sim, snap_order) -> None:
@@ -145,10 +158,10 @@ def test_cleanup_expired_command(sim, snap_order) -> None:
     assert (payment_of(paid).status, payment_of(unpaid).status) == ("success", "expired")
 
 
-def test_cleanup_expired_exits_2_and_expires_nothing_when_midtrans_is_down(sim, snap_order) -> None:
+def test_cleanup_expired_exits_3_and_expires_nothing_when_midtrans_is_down(sim, snap_order) -> None:
     order = snap_order("pending", overdue=True)
     Payment.objects.filter(order=order).update(expires_at=timezone.now() - timedelta(hours=1))
     sim.sim_config(error_rate=1.0, error_mode="500")
     result = manage(sim, "cleanup-expired")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert payment_of(order).status == "pending"

@@ -1,4 +1,4 @@
-"""``payments check-status`` against a Midtrans that answers 200 with a JSON list: exit 2, no traceback."""
+"""``payments check-status`` against a Midtrans that answers 200 with a JSON list: exit 3, no traceback."""
 
 import os
 import subprocess
@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 
 from checkout.models import Payment
+from paywatch_dev.stack import ROOT, SERVER_KEY
 from tests.conftest import database_url_of
-from tests.support.stack import ROOT, SERVER_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +43,7 @@ def list_midtrans() -> Iterator[str]:
     server.server_close()
 
 
-def test_check_status_with_a_list_answer_exits_2_with_a_message_and_no_traceback(
+def test_check_status_with_a_list_answer_exits_3_with_a_message_and_no_traceback(
     make_order, list_midtrans, redis_url
 ) -> None:
     order = make_order()
@@ -53,7 +53,7 @@ def test_check_status_with_a_list_answer_exits_2_with_a_message_and_no_traceback
            "MIDTRANS_SNAP_API_URL": f"{list_midtrans}/snap/v1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "manage.py", "payments", "check-status", order.number], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.returncode == 3, result.stderr[-2000:]
     assert "Midtrans is unavailable: Midtrans answered status with a body that is not a JSON object" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert Payment.objects.get(pk=order.payment.pk).status == "pending"

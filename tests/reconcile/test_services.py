@@ -13,12 +13,12 @@ from checkout import metrics as checkout_metrics
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
 from checkout.services import events as event_services
 from checkout.services import payments as payment_services
+from paywatch_dev.stack import ROOT
 from reconcile import conf
 from reconcile.models import NotificationRetry
 from reconcile.runner import CIRCUIT_KEY, circuit_open_for
 from reconcile.services import reconcile_run
 from tests.reconcile.conftest import payment_of, wait_until
-from tests.support.stack import ROOT
 
 pytestmark = [pytest.mark.e2e]
 NOT_TO_BE_MARKED = {"failed", "expired", "cancelled"}

@@ -13,8 +13,8 @@ import midtransclient
 import pytest
 import requests
 
-from tests.support.servers import ServerProcess, start_simulator
-from tests.support.simcontrol import SimulatorControl
+from paywatch_dev.servers import ServerProcess, start_simulator
+from paywatch_dev.simcontrol import SimulatorControl
 
 SERVER_KEY = "SB-Mid-server-TEST-SIMULATOR"
 # Retry intervals become 0.06, 0.3, 0.9, 2.7, 6.3 s.

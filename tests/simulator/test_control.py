@@ -11,8 +11,8 @@ import pytest
 import requests
 from midtransclient.error_midtrans import MidtransAPIError
 
+from paywatch_dev.servers import REPO_ROOT, free_port
 from tests.simulator.conftest import Sim
-from tests.support.servers import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -213,8 +213,8 @@ def test_cli_unreachable_simulator() -> None:
 
 def test_state_file_survives_restart(tmp_path, notify_server, order_id: str) -> None:
     """With --state-file, transactions survive a restart of the simulator process."""
+    from paywatch_dev.servers import start_simulator
     from tests.simulator.conftest import SERVER_KEY
-    from tests.support.servers import start_simulator
 
     state = tmp_path / "state.json"
     with start_simulator(tmp_path, notify_server.url, SERVER_KEY, extra_args=["--state-file", str(state)]) as proc:

@@ -1,15 +1,15 @@
 """``manage.py payments``: check pending payments with Midtrans, fix them, expire overdue ones, prune old events,
 and the merchant's actions (approve, deny, cancel, refund).
 
-Exit codes: 0 done, 1 bad input (unknown order, bad arguments) or an action refused (by the state table, the
-refund's arithmetic, or Midtrans), 2 Midtrans unavailable.
+Exit codes: ``ExitCode`` below, stated in the command's help and in README.md ("Commands").
 """
 
 import json
-import sys
 import time
+from argparse import ArgumentTypeError
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
+from enum import IntEnum
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -22,19 +22,23 @@ from checkout.services import payments as payment_services
 from reconcile import conf, selectors, services
 from reconcile.runner import Circuit, Run, run_pool
 
-EXIT_BAD_INPUT = 1
-EXIT_UNAVAILABLE = 2
 COLUMNS = ("Order Number", "Order Status", "Payment Status", "Midtrans Status", "Action")
 
 
-class _Parser(CommandParser):
-    """Bad arguments exit 1 (argparse's 2 means "Midtrans unavailable" here)."""
+class ExitCode(IntEnum):
+    """What the process's exit status means; a script can tell "fix the input" from "try again later"."""
 
-    def error(self, message: str) -> None:
-        if self.called_from_command_line:
-            self.print_usage(sys.stderr)
-            self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
-        raise CommandError(f"Error: {message}", returncode=EXIT_BAD_INPUT)
+    OK = 0
+    REFUSED = 1      # unknown order, an action the state does not allow, Midtrans refused, a refund over what remains
+    USAGE = 2        # bad arguments (argparse's own exit status)
+    UNAVAILABLE = 3  # Midtrans down, slow or answering garbage: what it could not check is left; run it again
+
+
+EXIT_CODES_HELP = (
+    f"Exit codes: {ExitCode.OK} done; {ExitCode.REFUSED} refused or unknown (unknown order, an action the "
+    f"payment's state does not allow, Midtrans refused, a refund over what remains); {ExitCode.USAGE} bad "
+    f"arguments; {ExitCode.UNAVAILABLE} Midtrans unavailable (down, slow or an unusable answer: try again later)."
+)
 
 
 @dataclass
@@ -55,15 +59,11 @@ class Row:
 
 
 class Command(BaseCommand):
-    help = "Check pending payments against Midtrans, fix them, and expire overdue ones."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.__class__ = _Parser
-        return parser
+    help = ("Check pending payments against Midtrans, fix them, expire overdue ones, prune old events, and "
+            "approve, deny, cancel or refund a payment. " + EXIT_CODES_HELP)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         check_all = sub.add_parser("check-all", help="table of open payments and what Midtrans says")
         check_all.add_argument("--fix", action="store_true", help="apply what Midtrans says (else change nothing)")
         check_all.add_argument("--json", action="store_true", help="print one JSON array of rows and nothing else")
@@ -141,7 +141,8 @@ class Command(BaseCommand):
                                                             else " — run with --fix to apply")
             )
         if any(row.unavailable for row in done_rows):
-            raise CommandError("Midtrans is unavailable; some payments were not checked", returncode=EXIT_UNAVAILABLE)
+            raise CommandError("Midtrans is unavailable; some payments were not checked",
+                               returncode=ExitCode.UNAVAILABLE)
 
     def _table(self, rows: list[Row]) -> None:
         lines = [COLUMNS, *(row.cells() for row in rows)]
@@ -160,7 +161,7 @@ class Command(BaseCommand):
             payment = checkout_selectors.payment_for_order_number(number)
         except UnknownOrder:
             message = f"Unknown order {number!r}: no order has that number"
-            raise CommandError(message, returncode=EXIT_BAD_INPUT) from None
+            raise CommandError(message, returncode=ExitCode.REFUSED) from None
         self.stdout.write(f"Order {number}")
         self.stdout.write(f"  before: order {payment.order.status}, payment {payment.status} (version "
                           f"{payment.version})")
@@ -178,9 +179,9 @@ class Command(BaseCommand):
             self.stdout.write("  Midtrans: no transaction yet (the customer has not chosen a payment method)")
             return
         except GatewayUnavailable as exc:
-            raise CommandError(f"Midtrans is unavailable: {exc.message}", returncode=EXIT_UNAVAILABLE) from None
+            raise CommandError(f"Midtrans is unavailable: {exc.message}", returncode=ExitCode.UNAVAILABLE) from None
         except GatewayError as exc:
-            raise CommandError(f"Midtrans refused the request: {exc.message}", returncode=EXIT_UNAVAILABLE) from None
+            raise CommandError(f"Midtrans refused the request: {exc.message}", returncode=ExitCode.REFUSED) from None
         services.payment_schedule_next(payment=payment, status=transition.status_after)
         after = Payment.objects.select_related("order").get(pk=payment.pk)
         self.stdout.write(f"  Midtrans: {_midtrans_text(after.transaction_status, after.fraud_status)}")
@@ -211,7 +212,7 @@ class Command(BaseCommand):
         )
         if summary.unavailable or summary.skipped:
             raise CommandError("Midtrans is unavailable; nothing was expired without its confirmation",
-                               returncode=EXIT_UNAVAILABLE)
+                               returncode=ExitCode.UNAVAILABLE)
 
     # --- prune-events ------------------------------------------------------------------------------
     def prune_events(self, *, dry_run: bool) -> None:
@@ -227,7 +228,7 @@ class Command(BaseCommand):
             payment = checkout_selectors.payment_for_order_number(number)
         except UnknownOrder:
             message = f"Unknown order {number!r}: no order has that number"
-            raise CommandError(message, returncode=EXIT_BAD_INPUT) from None
+            raise CommandError(message, returncode=ExitCode.REFUSED) from None
         try:
             if action == "refund":
                 result = actions.payment_refund(payment_id=payment.pk, amount=options["amount"],
@@ -235,11 +236,11 @@ class Command(BaseCommand):
             else:
                 result = ACTION_SERVICES[action](payment_id=payment.pk)
         except actions.ActionRefused as exc:
-            raise CommandError(exc.message, returncode=EXIT_BAD_INPUT) from None
+            raise CommandError(exc.message, returncode=ExitCode.REFUSED) from None
         except GatewayUnavailable as exc:
             raise CommandError(f"Midtrans is unavailable: {exc.message}; nothing was applied here"
                                + (" (repeating the refund sends the same refund_key)" if action == "refund" else ""),
-                               returncode=EXIT_UNAVAILABLE) from None
+                               returncode=ExitCode.UNAVAILABLE) from None
         self.stdout.write(result.message)
         if result.refund is not None and result.sent:
             self.stdout.write(f"  refund #{result.refund.number}: {result.refund.amount:.0f} (key "
@@ -253,9 +254,9 @@ def _amount(text: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise ValueError(text) from None
+        value = Decimal("NaN")
     if not value.is_finite() or value <= 0 or value != value.to_integral_value():
-        raise ValueError(text)
+        raise ArgumentTypeError(f"{text!r} is not a whole number of rupiah above 0")
     return value
 
 
@@ -309,17 +310,15 @@ def _midtrans_text(transaction_status: str, fraud_status: str) -> str:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+    if not text.isdigit() or int(text) < 1:
+        raise ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
+    if not text.isdigit():
+        raise ArgumentTypeError(f"{text!r} is not a whole number (0 or more)")
+    return int(text)
 
 
 class _Progress:

@@ -1,4 +1,4 @@
-"""A client of the simulator's control API (``/sim/...``), shared by every test that drives it."""
+"""A client of the simulator's control API (``/sim/...``), shared by every test and benchmark that drives it."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Start real server processes (simulator, redis) for tests, and wait for them properly.
+"""Start real server processes (simulator, redis) for tests and benchmarks, and wait for them properly.
 
 Usage::
 
@@ -25,7 +25,7 @@ from types import TracebackType
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 POLL_INTERVAL = 0.05
 
 
@@ -97,7 +97,7 @@ class ServerProcess:
     def __init__(self, name: str, args: Sequence[str], log_dir: Path | str, *,
                  ready: Callable[[], bool] | None = None, url: str | None = None,
                  env: dict[str, str] | None = None, cwd: Path | str | None = None,
-                 timeout: float = 20.0, port: int | None = None) -> None:
+                 timeout: float = 20.0, port: int | None = None, pass_fds: Sequence[int] = ()) -> None:
         self.name = name
         self.port = port
         self.args = list(args)
@@ -107,6 +107,8 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.cwd = str(cwd or REPO_ROOT)
         self.timeout = timeout
+        # Popen closes every other descriptor; these stay open in the child (a listening socket to share).
+        self.pass_fds = tuple(pass_fds)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServerProcess:
@@ -115,7 +117,7 @@ class ServerProcess:
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=self.pass_fds)
         finally:
             log.close()
         if self.ready is not None and not _poll(self.ready, self.timeout, self._exited_within):

@@ -9,10 +9,10 @@ from typing import Any
 
 import requests
 
-from tests.support.servers import ServerProcess, free_port, http_ready, start_simulator, tcp_ready
-from tests.support.simcontrol import SimulatorControl
+from paywatch_dev.servers import ServerProcess, free_port, http_ready, start_simulator, tcp_ready
+from paywatch_dev.simcontrol import SimulatorControl
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SERVER_KEY = "SB-Mid-server-TEST-KEY"
 # An order token (secrets.token_urlsafe(24)) as a query value, plain or percent-encoded.
 TOKEN_IN_URL = re.compile(r"(?:(?<![\w.%-])|%3F|%26)t(?:=|%3D)[A-Za-z0-9_-]{32}", re.IGNORECASE)

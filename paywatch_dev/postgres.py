@@ -7,7 +7,7 @@ crash). ``initdb`` refuses to run as root, so as root they run as the
 
 Run a command with ``DATABASE_URL`` pointing at a fresh cluster::
 
-    python -m tests.support.postgres -- python -m pytest -m "not browser"
+    python -m paywatch_dev.postgres -- python -m pytest -m "not browser"
 
 or, in Python::
 
@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.servers import free_port
+from paywatch_dev.servers import free_port
 
 DATABASE = "paywatch"
 USER = "paywatch"
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
-        print("usage: python -m tests.support.postgres -- COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python -m paywatch_dev.postgres -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     with PostgresCluster() as cluster:
         print(f"PostgreSQL ({bin_dir().parent.name}) at {cluster.url}", file=sys.stderr, flush=True)
