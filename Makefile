@@ -13,10 +13,12 @@ run: setup-run migrate
 	DEMO_ADMIN_PASSWORD="$$(cat var/admin-password)" $(PY) manage.py seed_demo
 	scripts/run
 
-# The whole suite on SQLite, then everything that touches the database or
-# starts processes again on a throw-away PostgreSQL cluster (Debian's package,
-# a free port, a temporary directory; never the system service).
-test: setup-test lint test-sqlite test-postgres
+# The whole suite on SQLite and, at the same time, everything that touches the
+# database or starts processes again on a throw-away PostgreSQL cluster
+# (Debian's package, a free port, a temporary directory; never the system
+# service): scripts/test. test-sqlite and test-postgres run one of them.
+test: setup-test lint
+	PY=$(PY) scripts/test
 
 test-sqlite: setup-test
 	$(PY) -m pytest
