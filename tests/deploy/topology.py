@@ -11,6 +11,7 @@ simulator as Midtrans.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -18,6 +19,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -102,6 +104,7 @@ class Topology:
         self.notify_url = f"{self.base}/payments/midtrans/notification"
         self.cert, self.key = make_certificate(workdir)
         self.processes: list[ServerProcess] = []
+        self.supervisor: ServerProcess | None = None
         self.postgres: PostgresCluster | None = None
 
     # --- start-up, in docs/deploy.md's order ----------------------------------------
@@ -243,9 +246,18 @@ http {{
         wait_until(lambda: self.get("/healthz").status_code == 200, 60, "/healthz through nginx answers 200")
 
     def stop(self) -> None:
-        """Stop everything started, in reverse order, and the PostgreSQL cluster."""
+        """Stop everything started, in reverse order, and the PostgreSQL cluster.
+
+        supervisord is given 30 s to stop its programs; whatever of them is
+        still alive then (a worker finishing a task) is killed, so that no
+        process outlives the test.
+        """
+        children = list(self.running().values()) if self.supervisor is not None else []
         for process in reversed(self.processes):
             process.stop(timeout=30)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # stopasgroup: each program leads its own group
         if self.postgres is not None:
             self.postgres.stop()
 
