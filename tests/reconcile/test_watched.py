@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from channels.db import database_sync_to_async
 from django.test import override_settings
 from websockets.sync.client import connect
 
@@ -73,12 +74,23 @@ def test_an_open_event_stream_flips_too(stack, sim, watched_web, no_scheduled_ru
 
 @pytest.mark.django_db(transaction=True)
 def test_the_watch_stops_when_the_payment_ends_and_claims_once_per_interval(stack, sim, no_scheduled_run) -> None:
-    """In-process: the task asks Midtrans, applies the settlement, and returns at its next tick."""
+    """In-process: the lane asks Midtrans, applies the settlement, and asks nothing more once it ended."""
     checkout = method_chosen(stack, sim)
     sim.sim("settle", checkout.number, notify="drop")
 
+    def status() -> str:
+        return Payment.objects.get(order__number=checkout.number).status
+
     async def run() -> tuple[bool, bool]:
-        await asyncio.wait_for(watched.watch(checkout.number), WAIT)  # returns only once the payment ended
+        handle = watched.start(checkout.number)
+        try:
+            async with asyncio.timeout(WAIT):
+                while await database_sync_to_async(status)() != "success":
+                    await asyncio.sleep(0.1)  # the lane's own tick is the event; this only looks at its result
+            # Ticks after the end see a closed payment and ask nothing more.
+            assert await watched.check_watched([checkout.number], 1) == []
+        finally:
+            await watched.stop(handle)
         # The claim of this interval is held: a second tab, process or worker would not call now.
         return await watched._claim(checkout.number, 1), await watched._claim("another-order-" + checkout.number, 1)
 
@@ -115,3 +127,29 @@ def test_a_watched_check_counts_against_the_shared_budget(stack, sim, redis_clie
     assert PaymentEvent.objects.filter(payment=payment).count() == before
     assert Payment.objects.get(pk=payment.pk).status == "pending"
     assert int(redis_client.get(budget.SLOT_KEY)) == spent_until  # refused without taking a slot
+
+
+@pytest.mark.django_db
+def test_one_query_reads_every_watched_payment_however_many_pages_are_open(make_order) -> None:
+    """Per-page reads saturated daphne at 5,000 sockets: a tick reads them all at once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    numbers = [make_order().number for _ in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        states = watched._watched([*numbers, "NO-SUCH-ORDER"])
+    assert len(queries) == 1
+    assert set(states) == set(numbers) and all(s.is_open and not s.known for s in states.values())
+
+
+def test_one_task_checks_for_every_page_of_a_process() -> None:
+    async def run() -> tuple[int, int]:
+        handles = [watched.start(f"ORDER-{n % 3}") for n in range(10)]
+        registry = watched._registries[asyncio.get_running_loop()]
+        tasks = {task for task in asyncio.all_tasks() if task.get_name() == "watched-fast-lane"}
+        for handle in handles:
+            await watched.stop(handle)
+        return len(tasks), len(registry.watchers)
+
+    with override_settings(WATCHED_CHECK_SECONDS=30):
+        assert asyncio.run(run()) == (1, 0)
