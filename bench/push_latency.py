@@ -140,11 +140,13 @@ async def watcher(url: str, number: str, rec: Recorder, ready: asyncio.Queue, ga
                                           max_queue=None)
         first = json.loads(await socket.recv())
     await ready.put(first.get("version"))
-    beats = asyncio.create_task(heartbeat(socket, heartbeat_s)) if heartbeat_s else None
+    shown = {"version": first.get("version") or 0}
+    beats = asyncio.create_task(heartbeat(socket, heartbeat_s, shown)) if heartbeat_s else None
     try:
         async for raw in socket:
             message = json.loads(raw)
             if message.get("type") == "payment.status":
+                shown["version"] = max(shown["version"], message["version"])
                 rec.receipt(number, message["version"])
     except websockets.ConnectionClosed as exc:
         if not stop.is_set():
@@ -154,11 +156,11 @@ async def watcher(url: str, number: str, rec: Recorder, ready: asyncio.Queue, ga
             beats.cancel()
 
 
-async def heartbeat(socket, every: float) -> None:
-    """Ping like static/checkout/order.js: first at a random point, then every ``every`` ± a third."""
+async def heartbeat(socket, every: float, shown: dict[str, int]) -> None:
+    """Ping like static/checkout/order.js (with the version shown): first at a random point, then every ± a third."""
     await asyncio.sleep(random.uniform(0, every))
     while True:
-        await socket.send('{"type": "ping"}')
+        await socket.send(json.dumps({"type": "ping", "version": shown["version"]}))
         await asyncio.sleep(random.uniform(every * 2 / 3, every * 4 / 3))
 
 

@@ -53,9 +53,9 @@ def order_snapshot(order: Order) -> dict[str, Any]:
     }
 
 
-def payment_version_for_order(number: str) -> int | None:
-    """Return the version of the order's payment (one indexed read), or None for no such order."""
-    return Payment.objects.filter(order__number=number).values_list("version", flat=True).first()
+def payment_versions_for_orders(numbers: list[str]) -> dict[str, int]:
+    """Return {order number: its payment's version} for the numbers that exist (one indexed read)."""
+    return dict(Payment.objects.filter(order__number__in=numbers).values_list("order__number", "version"))
 
 
 def order_snapshot_by_number(number: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from checkout import selectors
-from realtime import presence
+from realtime import presence, versions
 from realtime.groups import order_group
 from reconcile import watched
 
@@ -104,7 +104,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
         dropped under load) reach an open page by its next ping: the page says
         which version it shows, and one indexed read says whether that is old.
         """
-        current = await database_sync_to_async(selectors.payment_version_for_order)(self.number)
+        current = await versions.current_version(self.number)
         if current is None:
             return
         await self.send_json({"type": "pong", "version": current})
