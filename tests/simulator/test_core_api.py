@@ -246,7 +246,8 @@ def test_b2b_status_lists_every_payment_into_a_va(sim: Sim, notify_receiver: Not
     assert status["transaction_id"] == bodies[0]["transaction_id"]  # GET status answers the newest
     notes = notify_receiver.wait_for(order_id, 3)
     assert [n["transaction_status"] for n in notes] == ["pending", "settlement", "settlement"]
-    assert notes[2]["transaction_id"] == bodies[0]["transaction_id"] != notes[1]["transaction_id"]
+    # Each payment is notified on its own delivery thread, so the two settlements may arrive in either order.
+    assert {n["transaction_id"] for n in notes[1:]} == {b["transaction_id"] for b in bodies}
     assert sim.order(order_id)["transactions"] == [
         {"transaction_id": b["transaction_id"], "transaction_status": "settlement",
          "settlement_time": b["settlement_time"]} for b in bodies]
