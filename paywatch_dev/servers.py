@@ -22,11 +22,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POLL_INTERVAL = 0.05
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -42,7 +44,7 @@ def _poll(check: Callable[[], bool], timeout: float, exited: Callable[[float], b
     Between checks it waits on the process's exit for POLL_INTERVAL (a crash
     ends the wait at once); a readiness probe itself has no event to wait on.
     """
-    exited = exited or (lambda seconds: threading.Event().wait(seconds))
+    exited = exited or _PAUSE.wait
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -50,6 +52,30 @@ def _poll(check: Callable[[], bool], timeout: float, exited: Callable[[float], b
         if exited(POLL_INTERVAL):
             return False
     return check()
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str | None = None,
+               interval: float = POLL_INTERVAL) -> T:
+    """Poll ``check`` until it returns something truthy (returned), for a state another process brings about.
+
+    Such a state (a subscriber count in Redis, a server behind nginx accepting
+    again) has no event this process can wait on, so it is polled every
+    ``interval`` s up to ``timeout``. At the deadline: raise AssertionError
+    naming ``what``, or return the last (falsy) result when ``what`` is None.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            if what is None:
+                return result
+            raise AssertionError(f"{what}: not within {timeout} s")
+        _PAUSE.wait(interval)
+
+
+_PAUSE = threading.Event()  # never set: only its timed wait is used, between two polls
 
 
 def http_ready(url: str) -> Callable[[], bool]:

@@ -13,8 +13,8 @@ from prometheus_client import REGISTRY, Gauge
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from paywatch_dev.servers import wait_until
 from project import metrics as project_metrics
-from tests.reconcile.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,8 +22,9 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from paywatch_dev.servers import wait_until
 from paywatch_dev.stack import TOKEN_IN_URL
-from tests.deploy.topology import Topology, topology_running, wait_until
+from tests.deploy.topology import Topology, topology_running
 
 pytestmark = pytest.mark.e2e
 
@@ -106,8 +107,8 @@ class Watcher:
             try:
                 message = self.next(left) if self.socket is not None else self.open()
             except (ConnectionClosed, OSError):
-                self.socket = None  # cut (a daphne died): reconnect; the snapshot resyncs
-                time.sleep(0.2)  # the page backs off too; nginx answers 502 until a daphne accepts
+                self.socket = None  # cut (a daphne died): reconnect once one answers; the snapshot resyncs
+                wait_until(self.topology.serving, max(left, 0.1))
                 continue
             except TimeoutError:
                 break
@@ -161,8 +162,8 @@ class EventStream:
                     self.open()
                 message = self.next_event()
             except (requests.RequestException, ConnectionError, AssertionError, OSError):
-                self.lines = None
-                time.sleep(0.2)
+                self.lines = None  # cut: resume once a daphne answers behind nginx
+                wait_until(self.topology.serving, max(deadline - time.monotonic(), 0.1))
                 continue
             if message.get("payment_status") == status:
                 return message

@@ -23,8 +23,7 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,12 @@ from cryptography.x509.oid import NameOID
 
 from paywatch_dev.postgres import PostgresCluster
 from paywatch_dev.servers import (
-    POLL_INTERVAL,
     ServerProcess,
     free_port,
     http_ready,
     start_redis,
     start_simulator,
+    wait_until,
 )
 from paywatch_dev.simcontrol import SimulatorControl
 
@@ -54,18 +53,6 @@ SUPERVISORD = shutil.which("supervisord") or "/usr/bin/supervisord"
 SUPERVISORCTL = shutil.which("supervisorctl") or "/usr/bin/supervisorctl"
 WEB = "paywatch-web"
 WORKER = "paywatch-worker"
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy (returned); raise naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(POLL_INTERVAL)
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -281,6 +268,13 @@ http {{
         return f"{WEB}:{WEB}-{number}"
 
     # --- HTTP through nginx ---------------------------------------------------------------
+    def serving(self) -> bool:
+        """Return whether nginx reaches a daphne (after one was killed, until supervisor restarts it)."""
+        try:
+            return self.get("/healthz").status_code == 200
+        except requests.RequestException:
+            return False
+
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.get(self.base + path, verify=str(self.cert), timeout=15, **kwargs)
 

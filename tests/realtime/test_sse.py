@@ -10,7 +10,7 @@ Redis that is not there.
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ import requests
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from paywatch_dev.servers import free_port
+from paywatch_dev.servers import free_port, wait_until
 from realtime.groups import order_group
 from realtime.receivers import payment_message
 from tests.realtime.conftest import apply_status
@@ -95,39 +95,26 @@ def events_url(web_url: str, number: str, token: str) -> str:
     return f"{web_url}/orders/{number}/events?t={token}"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll a condition that has no event to wait on (Redis's subscriber count)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 @pytest.fixture(scope="module")
 def fast_web(stack) -> Iterator[str]:
     """A daphne that re-reads the version every ~2 s."""
-    web = stack.extra_web("fast", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT)
-    yield web.url
-    web.stop()
+    with stack.extra_web("fast", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT) as web:
+        yield web.url
 
 
 @pytest.fixture(scope="module")
 def cut_off_web(stack) -> Iterator[str]:
     """A daphne whose channel layer (and every other Redis use) points at a port nobody listens on."""
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    web = stack.extra_web("cut-off", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT, REDIS_URL=dead)
-    yield web.url
-    web.stop()
+    with stack.extra_web("cut-off", WEBSOCKET_HEARTBEAT_SECONDS=FAST_HEARTBEAT, REDIS_URL=dead) as web:
+        yield web.url
 
 
 @pytest.fixture(scope="module")
 def core_web(stack) -> Iterator[str]:
     """A daphne on the core channel layer (the stack's runs the default, pub/sub)."""
-    web = stack.extra_web("core", CHANNEL_LAYER="core")
-    yield web.url
-    web.stop()
+    with stack.extra_web("core", CHANNEL_LAYER="core") as web:
+        yield web.url
 
 
 @pytest.fixture
@@ -208,8 +195,8 @@ def test_closing_the_stream_leaves_the_order_group(stack, order):
 
     with EventStream(events_url(stack.web_url, order.number, order.access_token)) as stream:
         stream.next_event()
-        assert wait_until(lambda: subscribers() == 1), "the stream never joined the group"
-    assert wait_until(lambda: subscribers() == 0), "the group is still subscribed after the client left"
+        assert wait_until(lambda: subscribers() == 1, WAIT), "the stream never joined the group"
+    assert wait_until(lambda: subscribers() == 0, WAIT), "the group is still subscribed after the client left"
     client.close()
 
 

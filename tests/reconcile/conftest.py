@@ -1,7 +1,5 @@
 """Fixtures for the reconcile: orders with real Snap transactions at the stack's simulator."""
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -14,19 +12,6 @@ from checkout.services import orders as order_services
 from reconcile import budget, chunks, conf, runner
 
 WAIT = 15.0
-
-
-def wait_until(check: Callable[[], object], timeout: float = WAIT, interval: float = 0.05) -> object:
-    """Poll ``check`` until it returns something truthy, within a bounded deadline; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() >= deadline:
-            return result
-        _PAUSE.wait(interval)  # a short pause between polls of another process's state
-
-
-_PAUSE = threading.Event()  # never set
 
 
 @pytest.fixture

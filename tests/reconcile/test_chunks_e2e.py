@@ -12,10 +12,10 @@ from django_q.models import Task
 from django_q.status import Stat
 
 from checkout.models import EventSource, Payment, PaymentEvent
+from paywatch_dev.servers import wait_until
 from reconcile import chunks
 from reconcile.budget import SharedBudget
 from reconcile.services import reconcile_dispatch
-from tests.reconcile.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_chunk_loses_no_payment(sim, snap_order, two_workers
         reconcile_dispatch(**dispatch)
         return False
 
-    assert wait_until(covered, timeout=120, interval=1.0)
+    assert wait_until(covered, timeout=120)
     assert set(Payment.objects.filter(pk__in=payment_ids).values_list("status", flat=True)) == {"success"}
     # A payment is asked twice only if its call was in flight when the worker died (at most its threads).
     asked_twice = [pk for pk, count in reconcile_events().items() if count > 1]

@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.signals import post_spawn
 
+from paywatch_dev.servers import wait_until
 from reconcile import schedules
-from tests.reconcile.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 migration = importlib.import_module("reconcile.migrations.0002_schedules")

@@ -11,7 +11,8 @@ from django_q.models import Schedule
 from websockets.sync.client import connect
 
 from checkout.models import EventSource, PaymentEvent
-from tests.reconcile.conftest import wait_until
+from paywatch_dev.servers import wait_until
+from tests.reconcile.conftest import WAIT
 
 pytestmark = [pytest.mark.e2e]
 schedules = importlib.import_module("reconcile.migrations.0002_schedules")
@@ -41,4 +42,4 @@ def test_lost_webhook_is_fixed_by_the_scheduled_reconcile_and_pushed_live(sim, p
     assert PaymentEvent.objects.filter(payment__order__number=order.number, source=EventSource.RECONCILE,
                                        outcome="applied").count() == 1
     # It was the schedule that ran: django-q2 moved it to its next run.
-    assert wait_until(lambda: Schedule.objects.get(name="paywatch-reconcile").next_run > timezone.now())
+    assert wait_until(lambda: Schedule.objects.get(name="paywatch-reconcile").next_run > timezone.now(), WAIT)

@@ -13,12 +13,13 @@ from checkout import metrics as checkout_metrics
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
 from checkout.services import events as event_services
 from checkout.services import payments as payment_services
+from paywatch_dev.servers import wait_until
 from paywatch_dev.stack import ROOT
 from reconcile import conf
 from reconcile.models import NotificationRetry
 from reconcile.runner import CIRCUIT_KEY, circuit_open_for
 from reconcile.services import reconcile_run
-from tests.reconcile.conftest import payment_of, wait_until
+from tests.reconcile.conftest import WAIT, payment_of
 
 pytestmark = [pytest.mark.e2e]
 NOT_TO_BE_MARKED = {"failed", "expired", "cancelled"}
@@ -171,7 +172,7 @@ def test_a_killed_workers_lock_and_claim_expire_and_the_next_run_proceeds(sim, s
     try:
         assert wait_until(lambda: redis_client.exists(conf.LOCK_KEY) or worker.poll() is not None, 30)
         assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
-        assert wait_until(lambda: Payment.objects.get(order=order).last_checked_at is not None)
+        assert wait_until(lambda: Payment.objects.get(order=order).last_checked_at is not None, WAIT)
     finally:
         worker.kill()
         worker.wait(10)

@@ -12,9 +12,9 @@ from django.test import override_settings
 from websockets.sync.client import connect
 
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
+from paywatch_dev.servers import wait_until
 from reconcile import budget, conf, watched
 from tests.realtime.test_sse import EventStream, events_url
-from tests.reconcile.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -24,9 +24,8 @@ WAIT = 15.0  # several ticks of the fast daphne's 1 s interval, or one webhook r
 @pytest.fixture(scope="module")
 def watched_web(stack) -> Iterator[str]:
     """A daphne whose open pages ask Midtrans every second."""
-    web = stack.extra_web("watched", WATCHED_CHECK_SECONDS="1")
-    yield web.url
-    web.stop()
+    with stack.extra_web("watched", WATCHED_CHECK_SECONDS="1") as web:
+        yield web.url
 
 
 @pytest.fixture
@@ -41,7 +40,8 @@ def method_chosen(stack, sim) -> object:
     """A checkout whose customer chose a VA (the pending webhook arrived: Midtrans knows the payment)."""
     checkout = stack.checkout()
     sim.sim("pending", checkout.number, notify="send")
-    assert wait_until(lambda: Payment.objects.filter(order__number=checkout.number).exclude(payment_type="").exists())
+    chosen = Payment.objects.filter(order__number=checkout.number).exclude(payment_type="")
+    assert wait_until(chosen.exists, WAIT)
     return checkout
 
 
