@@ -12,7 +12,6 @@ import requests
 
 from paywatch_dev.servers import ServerProcess, start_redis
 from project.qbroker import heartbeat_key
-from tests.webprocess import start_daphne
 
 CLIENT_TIMEOUT = 5.0  # the failure signal: /healthz must answer within 3 s whatever hangs
 PROBES = 10
@@ -36,9 +35,9 @@ def hung_redis(tmp_path) -> Iterator[ServerProcess]:
 
 
 @pytest.mark.e2e
-def test_healthz_answers_503_naming_a_hung_redis_without_holding_threads(transactional_db, tmp_path, hung_redis):
+def test_healthz_answers_503_naming_a_hung_redis_without_holding_threads(transactional_db, stack, hung_redis):
     """Each probe answers (within the client's timeout) 503 naming redis; daphne's thread count stays put."""
-    web = start_daphne(tmp_path, hung_redis.url)
+    web = stack.extra_web("hung-redis", REDIS_URL=hung_redis.url)
     try:
         first = requests.get(f"{web.url}/healthz", timeout=CLIENT_TIMEOUT)  # warms daphne's executors up
         assert first.status_code == 503

@@ -19,17 +19,10 @@ def assert_shared(response) -> None:
         assert response[name] == value, name
 
 
-def test_the_waiting_page_is_private_and_framed_by_nobody(client, make_order) -> None:
+@pytest.mark.parametrize("page", ["", "status"], ids=["waiting page", "status json"])
+def test_the_waiting_page_and_its_json_are_private_and_framed_by_nobody(client, make_order, page) -> None:
     order = make_order()
-    response = client.get(f"/orders/{order.number}/?t={order.access_token}")
-    assert response.status_code == 200
-    assert_private(response)
-    assert_shared(response)
-
-
-def test_the_status_json_is_private(client, make_order) -> None:
-    order = make_order()
-    response = client.get(f"/orders/{order.number}/status?t={order.access_token}")
+    response = client.get(f"/orders/{order.number}/{page}?t={order.access_token}")
     assert response.status_code == 200
     assert_private(response)
     assert_shared(response)

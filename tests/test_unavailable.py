@@ -127,9 +127,8 @@ def impatient_web(stack) -> Iterator[str]:
     """A second daphne on the stack's database with a one-second SQLite busy timeout."""
     if connection.vendor != "sqlite":
         pytest.skip("an exclusive lock held by another connection is SQLite's busy case")
-    web = stack.extra_web("busy", SQLITE_BUSY_TIMEOUT="1")
-    yield web.url
-    web.stop()
+    with stack.extra_web("busy", SQLITE_BUSY_TIMEOUT="1") as web:
+        yield web.url
 
 
 @pytest.fixture

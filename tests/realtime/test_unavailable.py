@@ -13,7 +13,6 @@ from websockets.exceptions import ConnectionClosed
 
 from paywatch_dev.servers import start_redis
 from realtime.unavailable import TRY_AGAIN_LATER
-from tests.webprocess import start_daphne
 
 WAIT = 10.0
 # The configured layer (pub/sub by default) and the core one, which fail at different calls.
@@ -46,9 +45,9 @@ async def test_new_socket_while_redis_is_down_is_closed_with_1013(
 
 
 @pytest.mark.e2e
-async def test_daphne_sends_1013_to_the_browser_while_redis_is_down(order, tmp_path, stopped_redis_url):
+async def test_daphne_sends_1013_to_the_browser_while_redis_is_down(order, stack, stopped_redis_url):
     """Through a real daphne: the client reads close code 1013 (not a 500 handshake, not 1006/1011)."""
-    web = await asyncio.to_thread(start_daphne, tmp_path, stopped_redis_url)
+    web = await asyncio.to_thread(stack.extra_web, "no-redis", REDIS_URL=stopped_redis_url)
     try:
         url = web.url.replace("http", "ws", 1) + f"/ws/orders/{order.number}/?t={order.access_token}"
         socket = await websockets.connect(url, origin=web.url, open_timeout=WAIT)
