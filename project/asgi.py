@@ -18,7 +18,7 @@ refuse_to_start_on_errors()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from checkout.webhook import WebhookGate  # noqa: E402
+from checkout.gate import WebhookGate  # noqa: E402
 from project.accesslog import AccessLogMiddleware  # noqa: E402
 from project.gctune import tune_gc  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402

@@ -89,6 +89,16 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
+def _run_lock(budget: float, lock_timeout: float | None) -> Any:
+    """Take the run lock (it expires should this process die); None, counted, when another run holds it."""
+    lock = _redis().lock(conf.LOCK_KEY, timeout=lock_timeout or conf.lock_timeout_seconds(budget), blocking=False)
+    if lock.acquire(blocking=False):
+        return lock
+    logger.info("Reconcile already running elsewhere; skipping this run")
+    metrics.runs.labels(result="locked").inc()
+    return None
+
+
 def reconcile_run(
     *,
     budget_seconds: float | None = None,
@@ -106,10 +116,8 @@ def reconcile_run(
     """
     started = time.monotonic()
     budget = conf.time_budget_seconds() if budget_seconds is None else budget_seconds
-    lock = _redis().lock(conf.LOCK_KEY, timeout=lock_timeout or conf.lock_timeout_seconds(budget), blocking=False)
-    if not lock.acquire(blocking=False):
-        logger.info("Reconcile already running elsewhere; skipping this run")
-        metrics.runs.labels(result="locked").inc()
+    lock = _run_lock(budget, lock_timeout)
+    if lock is None:
         return RunSummary(locked=True, duration=time.monotonic() - started)
     try:
         run = Run(budget_seconds=budget, concurrency=concurrency or conf.concurrency(),
@@ -160,10 +168,8 @@ def reconcile_dispatch(
     size = chunk_size or conf.chunk_size()
     chunk_budget = conf.chunk_budget_seconds() if chunk_budget_seconds is None else chunk_budget_seconds
     summary = RunSummary(run_id=uuid.uuid4().hex[:12])
-    lock = _redis().lock(conf.LOCK_KEY, timeout=lock_timeout or conf.lock_timeout_seconds(budget), blocking=False)
-    if not lock.acquire(blocking=False):
-        logger.info("Reconcile already being dispatched elsewhere; skipping this run")
-        metrics.runs.labels(result="locked").inc()
+    lock = _run_lock(budget, lock_timeout)
+    if lock is None:
         return RunSummary(locked=True, duration=time.monotonic() - started)
     try:
         metrics.ceiling.set(ceiling)
