@@ -44,29 +44,36 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         number = self.scope["url_route"]["kwargs"]["number"]
         token = _query_token(self.scope.get("query_string", b""))
-        if await database_sync_to_async(_snapshot_for)(number, token) is None:
+        group = order_group(number)
+        # Join first, then read: one read both authorizes and snapshots (a deploy's
+        # reconnect storm costs one query per socket), and a change committed in
+        # between is then in the snapshot or in a message, never lost. Messages
+        # wait until connect() returns, and an unauthorized socket has left by then.
+        await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            snapshot = await database_sync_to_async(_snapshot_for)(number, token)
+        except BaseException:
+            await self._leave_group(group)  # disconnect() will not run
+            raise
+        if snapshot is None:
+            await self._leave_group(group)
             await self._refuse(FORBIDDEN)
             return
-        group = order_group(number)
         if not await presence.admit(group, self.channel_name):
             logger.warning("Websocket refused: order has too many open sockets", extra={"order": number})
+            await self._leave_group(group)
             await self._refuse(TOO_MANY_SOCKETS)
             return
-        self.group = group
-        # Join first, then read the snapshot: a change committed in between is
-        # then in the snapshot or in a message, never lost.
-        try:
-            await self.channel_layer.group_add(self.group, self.channel_name)
-        except BaseException:
-            await presence.leave(self.group, self.channel_name)  # disconnect() will not run
-            raise
-        self.joined = True
-        self.number = number
-        snapshot = await database_sync_to_async(_snapshot_for)(number, token)
+        self.group, self.joined, self.number = group, True, number
         await self.accept()
-        if snapshot is not None:
-            await self.payment_status({"type": "payment.status", **snapshot, "source": "snapshot"})
+        await self.payment_status({"type": "payment.status", **snapshot, "source": "snapshot"})
         self.watcher = watched.start(number)
+
+    async def _leave_group(self, group: str) -> None:
+        try:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception as exc:  # Redis gone: the layer forgets the member on its own expiry
+            logger.warning("Websocket left its group uncleanly (%s)", type(exc).__name__)
 
     async def _refuse(self, code: int) -> None:
         await self.accept()
@@ -78,10 +85,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
             return
         await presence.leave(self.group, self.channel_name)
         if self.joined:
-            try:
-                await self.channel_layer.group_discard(self.group, self.channel_name)
-            except Exception as exc:  # Redis gone: the layer forgets the member on its own expiry
-                logger.warning("Websocket left its group uncleanly (%s)", type(exc).__name__)
+            await self._leave_group(self.group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Decode a text frame; ignore binary, empty and oversized frames (the page sends none)."""
@@ -122,9 +126,12 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
             return None  # a client's garbage is ignored, not a reason to crash the socket
 
     async def payment_status(self, event: dict[str, Any]) -> None:
-        """Forward a change (or the snapshot) unless this socket already carried that version."""
+        """Forward a change (or the snapshot) unless this socket already carried that version.
+
+        Nothing reaches a refused socket (it was in the group while its token was checked).
+        """
         version = event.get("version")
-        if not isinstance(version, int) or version <= self.version:
+        if self.number is None or not isinstance(version, int) or version <= self.version:
             return
         self.version = version
         await self.send_json(event)

@@ -9,6 +9,7 @@ import pytest
 import redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db.backends.utils import CursorWrapper
 
 from paywatch_dev.servers import free_port
 from realtime import presence
@@ -123,6 +124,33 @@ async def test_snapshot_is_read_after_joining_the_group(order, communicator, mon
     assert seen[-1]["payment_status"] == "success"
     assert await comm.receive_nothing(timeout=0.3)
     await comm.disconnect()
+
+
+async def test_a_handshake_reads_the_database_once(order, communicator, monkeypatch):
+    """Authorization and snapshot are one read: a deploy's 10,000 reconnecting pages cost 10,000 queries, not 20,000."""
+    statements: list[str] = []
+    original = CursorWrapper.execute
+
+    def counting(self, sql, params=None):
+        statements.append(sql)
+        return original(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", counting)  # class-wide: the consumer's thread counts too
+    comm = communicator(order.number, order.access_token)
+    snapshot = await _open(comm)
+    assert snapshot["source"] == "snapshot" and snapshot["payment_status"] == "pending"
+    assert len([sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]) == 1, statements
+    await comm.disconnect()
+
+
+async def test_a_refused_socket_leaves_the_group_and_gets_no_message(order, communicator):
+    """A wrong token is checked after joining (one read); the socket must be out before any change goes out."""
+    comm = communicator(order.number, "wrong-token")
+    await comm.connect(timeout=WAIT)
+    assert await comm.receive_output(timeout=WAIT) == {"type": "websocket.close", "code": FORBIDDEN}
+    await database_sync_to_async(apply_status)(order.number, "settlement")
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.wait()
 
 
 async def test_disconnect_leaves_the_group(order, communicator, monkeypatch):
