@@ -30,8 +30,17 @@ stack). A ramp stops after the first step that fails badly (p99 over
 
     .venv/bin/python bench/webhook_throughput.py --quick
     .venv/bin/python bench/webhook_throughput.py --processes 2 --database postgresql
+    .venv/bin/python bench/webhook_throughput.py --processes 2 --database postgresql --nginx
     .venv/bin/python bench/webhook_throughput.py --database postgresql --rates 50 --floor-rates 200 \\
         --profile --profile-rate 60
+
+``--nginx`` puts production's front in the way: deploy/'s own nginx site
+(rendered with deploy/render.py, a throw-away certificate) in front of the
+daphnes (``--proxy-headers``, as supervisor runs them); every request and
+websocket then goes over HTTPS through nginx, which opens a new upstream
+connection per request as the site says. Its floor is a GET on the
+notification URL (405 from the view: nginx, the gate and the whole
+middleware chain, no database), since nginx serves /static/ itself.
 
 Figures on a shared 2-core machine are noisy: the load client, Redis and the
 database share the cores with daphne, so every step also prints the CPU each
@@ -48,6 +57,7 @@ import random
 import re
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -62,7 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
 from bench.push_latency import AMOUNT, pct, prepare_database, raise_fd_limit  # noqa: E402
-from paywatch_dev.servers import ServerProcess, start_redis  # noqa: E402
+from paywatch_dev.servers import ServerProcess, free_port, start_redis  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH-KEY"
 WEBHOOK_PATH = "/payments/midtrans/notification"
@@ -85,7 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per webhook step (default 10)")
     parser.add_argument("--floor-rates", default=None, help=f"GETs/s per floor step (default {DEFAULT_FLOOR_RATES})")
     parser.add_argument("--floor-seconds", type=float, default=None, help="seconds per floor step (default 5)")
-    parser.add_argument("--floor-path", default="/static/checkout/order.js", help="the trivial answer (whitenoise)")
+    parser.add_argument("--floor-path", default=None,
+                        help="the trivial answer (default /static/checkout/order.js via whitenoise; with --nginx "
+                             "a GET on the notification URL, answered 405)")
+    parser.add_argument("--nginx", action="store_true", help="through deploy/'s nginx site over HTTPS")
     parser.add_argument("--grace", type=float, default=None, help="seconds to wait for late pushes (default 3)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before a request counts as failed (30)")
     parser.add_argument("--stop-p99", type=float, default=1000.0, help="p99 (ms) past which the ramp stops")
@@ -109,6 +122,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.floor_path is None:
+        args.floor_path = WEBHOOK_PATH if args.nginx else "/static/checkout/order.js"
+    args.floor_status = 405 if args.floor_path == WEBHOOK_PATH else 200
     args.rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
     args.floor_rates = [float(r) for r in str(args.floor_rates).split(",") if r.strip()]
     return args
@@ -137,8 +153,9 @@ def accepting_on(pid_of: Callable[[], int], inode: int) -> Callable[[], bool]:
     return check
 
 
-def start_daphnes(count: int, env: dict[str, str], workdir: Path) -> tuple[socket.socket, list[ServerProcess]]:
-    """Listen on a free port and start ``count`` daphne processes on that one socket."""
+def start_daphnes(count: int, env: dict[str, str], workdir: Path,
+                  proxied: bool = False) -> tuple[socket.socket, list[ServerProcess]]:
+    """Listen on a free port and start ``count`` daphne processes on that one socket (behind nginx: ``proxied``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -148,12 +165,40 @@ def start_daphnes(count: int, env: dict[str, str], workdir: Path) -> tuple[socke
     for k in range(count):
         # The Procfile's command, with the shared socket instead of -b/-p.
         args = [sys.executable, "-m", "daphne", "--ping-interval", "60", "--access-log", "/dev/null",
-                "--fd", str(sock.fileno()), "project.asgi:application"]
+                *(["--proxy-headers"] if proxied else []), "--fd", str(sock.fileno()), "project.asgi:application"]
         proc = ServerProcess(f"daphne-{k}", args, workdir, env=env, cwd=ROOT, timeout=90,
                              pass_fds=(sock.fileno(),))
         proc.ready = accepting_on(lambda proc=proc: proc.proc.pid if proc.proc else 0, inode)
         daphnes.append(proc.start())
     return sock, daphnes
+
+
+@dataclass
+class Front:
+    """nginx in front of the daphnes: its process, HTTPS port and certificate."""
+
+    process: ServerProcess
+    https_port: int
+    cert: Path
+
+
+def start_front(workdir: Path, web_port: int) -> Front:
+    """Start nginx on deploy/'s site (HTTPS on a free port) proxying to the daphnes' socket."""
+    from paywatch_dev.nginx import make_certificate, nginx_process, render_site
+
+    logs = workdir / "log"
+    logs.mkdir(exist_ok=True)
+    cert, key = make_certificate(workdir)
+    http_port, https_port = free_port(), free_port()
+    site = render_site({
+        "WEB_BIND": f"127.0.0.1:{web_port}", "SERVER_NAME": "localhost",
+        "HTTP_LISTEN": f"127.0.0.1:{http_port}", "HTTPS_LISTEN": f"127.0.0.1:{https_port}",
+        "PUBLIC_BASE_URL": f"https://localhost:{https_port}", "TLS_CERT": str(cert), "TLS_KEY": str(key),
+        "NGINX_LOG_DIR": str(logs), "ACME_ROOT": str(workdir / "acme"), "STATIC_ROOT": str(workdir / "static"),
+    }, workdir / "nginx-paywatch.conf")
+    process = nginx_process(workdir, site, logs, {"PATH": os.environ["PATH"]},
+                            ready_url=f"http://localhost:{http_port}{WEBHOOK_PATH}", worker_connections=8192)
+    return Front(process.start(), https_port, cert)
 
 
 def cpu_ticks(pid: int) -> int:
@@ -256,6 +301,28 @@ def close_connections() -> None:
 
 
 # --- HTTP client -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """Where the client sends: daphne's socket directly, or nginx over HTTPS (``tls`` trusts its certificate)."""
+
+    port: int
+    tls: ssl.SSLContext | None = None
+
+    @property
+    def host(self) -> str:
+        return "localhost" if self.tls else "127.0.0.1"
+
+    def ws_url(self, path: str) -> str:
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}{path}"
+
+    @property
+    def origin(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(self.host, self.port, ssl=self.tls)
+
+
 class HttpClient:
     """A minimal asyncio HTTP/1.1 client: a bounded pool of keep-alive connections to 127.0.0.1:port.
 
@@ -264,8 +331,8 @@ class HttpClient:
     that wait counts in its latency (measured from the scheduled time).
     """
 
-    def __init__(self, port: int, size: int, keepalive: bool) -> None:
-        self.port = port
+    def __init__(self, target: Target, size: int, keepalive: bool) -> None:
+        self.target = target
         self.keepalive = keepalive
         self.slots = asyncio.Semaphore(size)
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -275,7 +342,7 @@ class HttpClient:
         async with self.slots:
             for attempt in range(2):
                 reused = bool(self.idle)
-                reader, writer = self.idle.pop() if reused else await asyncio.open_connection("127.0.0.1", self.port)
+                reader, writer = self.idle.pop() if reused else await self.target.connect()
                 try:
                     writer.write(head + body)
                     status, payload, reusable = await read_response(reader)
@@ -362,13 +429,13 @@ class Watcher:
         self.socket = None
         self.tasks: list[asyncio.Task] = []
 
-    async def open(self, port: int) -> None:
+    async def open(self, target: Target) -> None:
         """Connect and read the snapshot; then listen and ping in the background."""
         import websockets
 
         try:
             self.socket = await websockets.connect(
-                f"ws://127.0.0.1:{port}/ws/orders/{self.number}/?t={self.token}", origin=f"http://127.0.0.1:{port}",
+                target.ws_url(f"/ws/orders/{self.number}/?t={self.token}"), origin=target.origin, ssl=target.tls,
                 open_timeout=30, ping_interval=None, max_queue=None)
             first = json.loads(await asyncio.wait_for(self.socket.recv(), 30))
         except Exception as exc:  # counted and shown: a watcher that never opened cannot be delivered to
@@ -412,14 +479,14 @@ class Watcher:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def open_watchers(port: int, orders: list[tuple[str, str]], concurrency: int = 100) -> list[Watcher]:
+async def open_watchers(target: Target, orders: list[tuple[str, str]], concurrency: int = 100) -> list[Watcher]:
     """Open one watcher per order, ``concurrency`` handshakes at a time."""
     gate = asyncio.Semaphore(concurrency)
     watchers = [Watcher(n, t) for n, t in orders]
 
     async def one(w: Watcher) -> None:
         async with gate:
-            await w.open(port)
+            await w.open(target)
     await asyncio.gather(*(one(w) for w in watchers))
     return watchers
 
@@ -445,6 +512,7 @@ class Step:
     push_ms: list[float] = field(default_factory=list)
     cpu: dict = field(default_factory=dict)
     loadavg: str = ""
+    ok_status: int = 200  # what a passing answer is (the floor through nginx: 405)
 
     @property
     def failed(self) -> int:
@@ -457,7 +525,7 @@ class Step:
 
     def passes(self) -> bool:
         """The knee's (and floor's) criteria."""
-        ok = self.sent > 0 and self.p99 < KNEE_P99_MS and self.failed == 0 and set(self.statuses) == {200}
+        ok = self.sent > 0 and self.p99 < KNEE_P99_MS and self.failed == 0 and set(self.statuses) == {self.ok_status}
         if self.kind == "webhook":
             ok = ok and self.delivered == self.watched_committed and self.watch_errors == 0 \
                 and self.committed == self.sent
@@ -500,9 +568,9 @@ async def fire(client: HttpClient, requests: list[bytes], rate: float, timeout: 
 class Bench:
     """The servers' coordinates and the steps run so far."""
 
-    def __init__(self, args: argparse.Namespace, port: int, pids: list[int]) -> None:
+    def __init__(self, args: argparse.Namespace, target: Target, pids: list[int]) -> None:
         self.args = args
-        self.port = port
+        self.target = target
         self.pids = pids
         self.batches = 0
 
@@ -516,13 +584,13 @@ class Bench:
         count = len(orders)
         n = min(args.watchers if watchers is None else watchers, count)
         watched_idx = sorted({k * count // n for k in range(n)}) if n else []
-        watched = await open_watchers(self.port, [orders[k] for k in watched_idx])
+        watched = await open_watchers(self.target, [orders[k] for k in watched_idx])
         keepalive = not args.no_keepalive
         requests = []
         for k, (number, _) in enumerate(orders):
             body = settlement_body(number, k)
             requests.append(request_head("POST", WEBHOOK_PATH, keepalive, len(body)) + body)
-        client = HttpClient(self.port, args.connections, keepalive)
+        client = HttpClient(self.target, args.connections, keepalive)
         await settle(self.pids)
         step.loadavg = Path("/proc/loadavg").read_text().split()[0]
         meter = CpuMeter(self.pids)
@@ -569,10 +637,10 @@ class Bench:
 
     async def floor_step(self, rate: float, seconds: float) -> Step:
         """GET the trivial answer open-loop."""
-        step = Step("floor", rate, seconds)
+        step = Step("floor", rate, seconds, ok_status=self.args.floor_status)
         keepalive = not self.args.no_keepalive
         head = request_head("GET", self.args.floor_path, keepalive)
-        client = HttpClient(self.port, self.args.connections, keepalive)
+        client = HttpClient(self.target, self.args.connections, keepalive)
         await settle(self.pids)
         step.loadavg = Path("/proc/loadavg").read_text().split()[0]
         meter = CpuMeter(self.pids)
@@ -707,9 +775,9 @@ def summarize_profile(raw: str, top: int = 15) -> str:
 
 
 # --- main ------------------------------------------------------------------------------------
-async def run(args: argparse.Namespace, port: int, pids: list[int], workdir: Path) -> int:
+async def run(args: argparse.Namespace, target: Target, pids: list[int], workdir: Path) -> int:
     """Warm up, run the webhook ramp, the floor ramp, and the profile if asked; print everything."""
-    bench = Bench(args, port, pids)
+    bench = Bench(args, target, pids)
     # Warm-up, not counted: every process imports lazily and opens its database connection on first use.
     await bench.webhook_step(20 * len(pids), 2, watchers=10)
     await bench.floor_step(50 * len(pids), 2)
@@ -757,6 +825,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = None
     redis = start_redis(workdir)
     daphnes: list[ServerProcess] = []
+    front: Front | None = None
     try:
         if args.database == "postgresql":
             from paywatch_dev.postgres import PostgresCluster
@@ -779,22 +848,29 @@ def main(argv: list[str] | None = None) -> int:
         }
         # Migrates (manage.py migrate) and sets Django up in this process, against the same database.
         prepare_database(env, 0)
-        sock, daphnes = start_daphnes(args.processes, env, workdir)
+        sock, daphnes = start_daphnes(args.processes, env, workdir, proxied=args.nginx)
         port = sock.getsockname()[1]
+        target = Target(port)
+        if args.nginx:
+            front = start_front(workdir, port)
+            target = Target(front.https_port, ssl.create_default_context(cafile=str(front.cert)))
         print(f"machine   {machine()}; load average {Path('/proc/loadavg').read_text().split()[0]}")
-        print(f"servers   {args.processes} daphne on one socket (--fd), port {port}; database {args.database}; "
+        print(f"servers   {'nginx (deploy/, HTTPS) → ' if args.nginx else ''}{args.processes} daphne on one socket "
+              f"(--fd), port {port}; database {args.database}; "
               f"layer {args.layer}; {args.watchers} watchers per step; client "
               f"{'new connection per request' if args.no_keepalive else f'keep-alive pool of {args.connections}'}")
         print(f"ramps     webhook {','.join(f'{r:g}' for r in args.rates)}/s × {args.seconds:g} s; floor "
               f"GET {args.floor_path} {','.join(f'{r:g}' for r in args.floor_rates)}/s × {args.floor_seconds:g} s; "
               f"latency in ms from the scheduled send; cpu in % of one core", flush=True)
-        code = asyncio.run(run(args, port, [d.proc.pid for d in daphnes if d.proc], workdir))
+        code = asyncio.run(run(args, target, [d.proc.pid for d in daphnes if d.proc], workdir))
         for d in daphnes:
             if not d.alive():
                 print(f"warning: {d.name} died:\n{d.log_tail()}", file=sys.stderr)
         return code
     finally:
         close_connections()
+        if front is not None:
+            front.process.stop()
         for d in daphnes:
             d.stop()
         redis.stop()

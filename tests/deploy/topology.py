@@ -12,8 +12,6 @@ simulator as Midtrans.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import os
 import pwd
@@ -29,16 +27,12 @@ from typing import Any
 
 import psycopg
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from paywatch_dev.nginx import make_certificate, nginx_process
 from paywatch_dev.postgres import PostgresCluster
 from paywatch_dev.servers import (
     ServerProcess,
     free_port,
-    http_ready,
     start_redis,
     start_simulator,
     wait_until,
@@ -48,33 +42,10 @@ from paywatch_dev.simcontrol import SimulatorControl
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SERVER_KEY = "SB-Mid-server-TEST-KEY"
-NGINX = "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx"
 SUPERVISORD = shutil.which("supervisord") or "/usr/bin/supervisord"
 SUPERVISORCTL = shutil.which("supervisorctl") or "/usr/bin/supervisorctl"
 WEB = "paywatch-web"
 WORKER = "paywatch-worker"
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """Write a self-signed certificate for localhost and 127.0.0.1; return (cert, key) paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    return cert_path, key_path
 
 
 class Topology:
@@ -204,31 +175,8 @@ files={programs}
         """Run nginx in the foreground with the rendered site inside a minimal main config."""
         site = self.render(DEPLOY / "nginx" / "paywatch.conf.template", self.dir / "nginx-paywatch.conf")
         (self.dir / "acme").mkdir()
-        temp = self.dir / "nginx-temp"
-        temp.mkdir()
-        # As root the workers would drop to nobody, who cannot read pytest's 0700 temp dir.
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        conf = self.dir / "nginx.conf"
-        conf.write_text(f"""\
-{user}worker_processes 2;
-pid {self.dir}/nginx.pid;
-error_log {self.logs}/nginx-error.log info;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    access_log off;
-    include {site};
-}}
-""")
-        nginx = ServerProcess("nginx", [NGINX, "-p", str(self.dir), "-c", str(conf), "-g", "daemon off;"], self.dir,
-                              env=self.clean_env(), timeout=30,
-                              ready=http_ready(f"{self.http_base}/payments/midtrans/notification"))
+        nginx = nginx_process(self.dir, site, self.logs, self.clean_env(),
+                              ready_url=f"{self.http_base}/payments/midtrans/notification")
         self.processes.append(nginx.start())
         wait_until(lambda: self.get("/healthz").status_code == 200, 60, "/healthz through nginx answers 200")
 
