@@ -29,7 +29,8 @@ test-postgres: setup-test
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
-setup-run: $(VENV)/.installed
+# honcho (scripts/run) is a development requirement: production runs supervisor.
+setup-run: $(VENV)/.dev-installed
 	@scripts/ensure-system-packages redis-server:redis-server msgfmt:gettext
 	$(MAKE) --no-print-directory messages
 
