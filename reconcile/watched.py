@@ -12,7 +12,11 @@ query (a per-socket read was measured saturating daphne at 5,000 sockets),
 skips those no longer open and those Midtrans does not know yet (no method
 chosen: it would answer 404), and claims each remaining one for one interval
 in Redis (``SET NX EX``): whatever the number of tabs, daphnes and workers,
-one call per payment per interval. The calls run in worker threads (the event
+one call per payment per interval. A tick takes at most what the shared
+ceiling could grant in it, least recently checked first: at 5,000 open pages
+and 50 calls/s, claiming them all made thousands of hopeless budget waits,
+thread hops and reads per tick on the same cores as the pushes; the rest
+waits for the next tick. The calls run in worker threads (the event
 loop never waits on Midtrans) through the reconcile's own
 ``payment_reconcile`` with a one-call ``Run``, so each takes its slot from the
 shared calls-per-second budget (``reconcile.budget``), makes no call while the
@@ -24,10 +28,12 @@ page through the usual signal and broadcast.
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import weakref
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
@@ -46,6 +52,7 @@ SOCKET_TIMEOUT = 0.5
 BUDGET_WAIT_SECONDS = 2.0
 # Status calls of one tick in flight at once (each in a worker thread).
 CONCURRENT_CHECKS = 8
+_NEVER = datetime.min.replace(tzinfo=UTC)  # never checked: first in line
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, aioredis.Redis]]" = (
     weakref.WeakKeyDictionary()
@@ -59,6 +66,7 @@ class Watched:
     payment_id: int
     is_open: bool
     known: bool  # Midtrans knows it: a method was chosen (payment_type) or a status was seen
+    last_checked_at: datetime | None = None
 
 
 def interval_seconds() -> int:
@@ -107,19 +115,28 @@ async def stop(handle: str | None) -> None:
 async def _check_forever(registry: _Registry) -> None:
     interval = interval_seconds()
     while registry.watchers:
-        await asyncio.sleep(interval * random.uniform(0.4, 0.6))
+        pause = interval * random.uniform(0.4, 0.6)
+        await asyncio.sleep(pause)
         try:
-            await check_watched(list(registry.watchers), interval)
+            await check_watched(list(registry.watchers), interval, tick_seconds=pause)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug here must not stop the lane for every page; the reconcile remains
             logger.exception("Watched fast lane tick failed")
 
 
-async def check_watched(numbers: list[str], interval: int) -> list[str]:
-    """Check every watched payment that is open, known to Midtrans and not claimed elsewhere; return their numbers."""
+async def check_watched(numbers: list[str], interval: int, tick_seconds: float | None = None) -> list[str]:
+    """Check the watched payments that are open, known to Midtrans and not claimed elsewhere; return their numbers.
+
+    With ``tick_seconds``, at most the calls the shared ceiling allows in that
+    time are claimed, least recently checked first.
+    """
     states = await database_sync_to_async(_watched)(numbers)
-    due = [(number, state) for number, state in states.items() if state.is_open and state.known]
+    due = sorted(((number, state) for number, state in states.items() if state.is_open and state.known),
+                 key=lambda item: item[1].last_checked_at or _NEVER)
+    ceiling = conf.max_calls_per_second()
+    if tick_seconds is not None and ceiling > 0:
+        due = due[:max(1, math.ceil(ceiling * tick_seconds))]
     claimed = [(number, state) for number, state in due if await _claim(number, interval)]
     slots = asyncio.Semaphore(CONCURRENT_CHECKS)
 
@@ -137,10 +154,11 @@ def _watched(numbers: list[str]) -> dict[str, Watched]:
     found: dict[str, Watched] = {}
     for first in range(0, len(numbers), 500):
         rows = (Payment.objects.filter(order__number__in=numbers[first:first + 500])
-                .values_list("order__number", "pk", "status", "order__status", "payment_type", "transaction_status"))
-        for number, pk, status, order_status, payment_type, transaction_status in rows:
+                .values_list("order__number", "pk", "status", "order__status", "payment_type", "transaction_status",
+                             "last_checked_at"))
+        for number, pk, status, order_status, payment_type, transaction_status, checked_at in rows:
             found[number] = Watched(pk, status in OPEN_PAYMENT_STATUSES and order_status not in FINAL_ORDER_STATUSES,
-                                    bool(payment_type or transaction_status))
+                                    bool(payment_type or transaction_status), checked_at)
     return found
 
 

@@ -4,11 +4,13 @@ no scheduled run; one call per payment per interval; within the shared calls-per
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import redis
 from channels.db import database_sync_to_async
 from django.test import override_settings
+from django.utils import timezone
 from websockets.sync.client import connect
 
 from checkout.models import EventOutcome, EventSource, Payment, PaymentEvent
@@ -153,3 +155,31 @@ def test_one_task_checks_for_every_page_of_a_process() -> None:
 
     with override_settings(WATCHED_CHECK_SECONDS=30):
         assert asyncio.run(run()) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tick_claims_no_more_than_the_ceiling_allows_least_recently_checked_first(
+        make_order, settings, monkeypatch) -> None:
+    """5 calls/s over a 1 s tick: of 8 watched payments only the 5 checked longest ago are claimed and asked about."""
+    settings.RECONCILE_MAX_CALLS_PER_SECOND = 5
+    now = timezone.now()
+    numbers = []
+    for k in range(8):
+        order = make_order()
+        Payment.objects.filter(order=order).update(
+            payment_type="bank_transfer", last_checked_at=None if k == 7 else now - timedelta(minutes=k))
+        numbers.append(order.number)
+    claimed: list[str] = []
+    checked: list[int] = []
+
+    async def claim(number: str, interval: int) -> bool:
+        claimed.append(number)
+        return True
+
+    monkeypatch.setattr(watched, "_claim", claim)
+    monkeypatch.setattr(watched, "check", lambda payment_id: checked.append(payment_id) or "ok")
+    asked = asyncio.run(watched.check_watched(numbers, 30, tick_seconds=1.0))
+    oldest_first = [numbers[7], numbers[6], numbers[5], numbers[4], numbers[3]]
+    assert asked == claimed == oldest_first
+    expected = Payment.objects.filter(order__number__in=oldest_first).values_list("pk", flat=True)
+    assert sorted(checked) == sorted(expected)
