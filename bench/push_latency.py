@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heartbeat", type=float, default=30.0,
                         help="seconds between a watcher's pings, ±1/3 jitter, as the page sends (0: none)")
     parser.add_argument("--ping-interval", type=int, default=60, help="daphne --ping-interval (the Procfile's)")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="postgresql: a throw-away cluster (paywatch_dev/postgres.py), as production runs")
     parser.add_argument("--db-dir", default=None,
                         help="directory for the scratch SQLite file (e.g. /dev/shm to take disk syncs out)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
@@ -275,7 +277,8 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
     worst = sorted(((round(pct(v, 99), 1), second) for second, v in buckets.items()), reverse=True)[:5]
     ping_at = round(args.ping_interval - (fire_start - connect_start), 1)
     return {
-        "layer": args.layer, "watchers": args.watchers, "shared": args.shared, "rate": args.rate,
+        "layer": args.layer, "database": args.database, "watchers": args.watchers, "shared": args.shared,
+        "rate": args.rate,
         "duration_s": round(fire_s, 1), "webhooks": count, "webhook_status": dict(rec.webhook_status),
         "deliveries_expected": expected, "deliveries": len(latencies),
         "push_ms": {q: round(pct(latencies, q), 1) for q in (50, 95, 99)} | {"max": round(max(latencies), 1)}
@@ -297,9 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="push-latency-"))
     redis = start_redis(workdir)
     port = free_port()
+    cluster = None
+    if args.database == "postgresql":
+        from paywatch_dev.postgres import PostgresCluster
+
+        cluster = PostgresCluster().start()
+        database_url = cluster.url
+    else:
+        database_url = f"sqlite:///{Path(args.db_dir or workdir) / f'bench-{os.getpid()}.sqlite3'}"
     env = {
         "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DATABASE_URL": f"sqlite:///{Path(args.db_dir or workdir) / f'bench-{os.getpid()}.sqlite3'}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
         "CHANNEL_LAYER": args.layer,
         "MIDTRANS_SERVER_KEY": SERVER_KEY,
@@ -335,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         if web is not None:
             web.stop()
         redis.stop()
+        if cluster is not None:
+            from django.db import connections
+
+            connections.close_all()
+            cluster.stop()
         if not args.keep:
             subprocess.run(["rm", "-rf", str(workdir)], check=False)
     result["machine"] = machine()
@@ -349,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 def print_report(r: dict) -> None:
     push, hook, rss = r["push_ms"], r["webhook_ms"], r["rss_kib"]
     print(f"machine         {r['machine']}")
-    print(f"layer           {r['layer']}; {r['watchers']} watchers on distinct orders + {r['shared']} on one order")
+    print(f"layer           {r['layer']}; database {r['database']}; {r['watchers']} watchers on distinct orders "
+          f"+ {r['shared']} on one order")
     print(f"webhooks        {r['webhooks']} at {r['rate']:g}/s over {r['duration_s']} s; answers {r['webhook_status']}")
     print(f"delivered       {r['deliveries']}/{r['deliveries_expected']}; unexpected closes {r['unexpected_closes']}")
     if push:
