@@ -306,7 +306,7 @@ def test_each_schedule_runs_once_per_tick_with_two_clusters(topology: Topology) 
     assert len(forced) >= 3, forced  # reconcile, cleanup, prune
 
     def passes() -> int:
-        log = topology.postgres.log.read_text(errors="replace")
+        log = topology.postgres.log_path.read_text(errors="replace")
         after = log[log.rfind(marker):]
         return len(re.findall(r'FROM "django_q_schedule".*FOR UPDATE', after))
 
