@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from checkout import metrics, selectors
+from checkout import how_to_pay, metrics, selectors
 from checkout.errors import GatewayError, GatewayUnavailable
 from checkout.forms import CheckoutForm
 from checkout.models import EventSource, Order, Product
@@ -55,10 +55,12 @@ def _customer_order(request: HttpRequest, number: str) -> Order:
 def order_page(request: HttpRequest, number: str) -> HttpResponse:
     """Render the waiting page; the script keeps it live."""
     order = _customer_order(request, number)
+    snapshot = selectors.order_snapshot(order)
     return render(request, "checkout/order.html", {
         "order": order,
         "payment": order.payment,
-        "snapshot": selectors.order_snapshot(order),
+        "snapshot": snapshot,
+        "pay_methods": how_to_pay.methods_with_values(snapshot["details"]),
         "token": order.access_token,
         "fallback_seconds": settings.PAYMENT_FALLBACK_SECONDS,
         "heartbeat_seconds": settings.WEBSOCKET_HEARTBEAT_SECONDS,

@@ -25,9 +25,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
-from paywatch_dev.servers import free_port
+from paywatch_dev.servers import ManagedProcess, free_port
 
 DATABASE = "paywatch"
 USER = "paywatch"
@@ -57,14 +56,14 @@ def _run_as() -> list[str]:
     raise RuntimeError("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as")
 
 
-class PostgresCluster:
-    """initdb + pg_ctl start on 127.0.0.1:<free port>; ``url`` is its DATABASE_URL; a context manager."""
+class PostgresCluster(ManagedProcess):
+    """initdb + pg_ctl start on 127.0.0.1:<free port>; ``url`` is its DATABASE_URL."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.root = Path(tempfile.mkdtemp(prefix="paywatch-pg-"))
         self.data = self.root / "data"
-        self.log = self.root / "postgres.log"
+        self.log_path = self.root / "postgres.log"
         self.url = f"postgres://{USER}@127.0.0.1:{self.port}/{DATABASE}"
         self._bin = bin_dir()
         self._as = _run_as()
@@ -74,6 +73,10 @@ class PostgresCluster:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
                                f"\n--- server log ---\n{self.log_tail()}")
+
+    @property
+    def started(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
 
     def start(self) -> PostgresCluster:
         """Create the cluster and its database, start it, and wait until it accepts connections."""
@@ -85,7 +88,7 @@ class PostgresCluster:
                   "-E", "UTF8", "--no-locale", "--no-sync")
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
+        self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path), "-o", options,
                   "-w", "-t", "60", "start")
         self._run(str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
         return self
@@ -96,20 +99,6 @@ class PostgresCluster:
             subprocess.run([*self._as, str(self._bin / "pg_ctl"), "-D", str(self.data), "-m", "fast",
                             "-w", "stop"], capture_output=True, cwd=self.root)
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def log_tail(self, lines: int = 30) -> str:
-        """Return the last lines of the server's log."""
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> PostgresCluster:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def main(argv: list[str]) -> int:

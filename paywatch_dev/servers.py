@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import requests
 
@@ -117,8 +117,43 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
         raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-class ServerProcess:
-    """A subprocess with a log file, started and checked for readiness; a context manager."""
+class ManagedProcess:
+    """A process started for tests or benchmarks: ``start()`` returns it running, ``stop()`` ends it; it logs to a file.
+
+    As a context manager it starts unless already running (``start_redis``
+    returns it running) and always stops.
+    """
+
+    log_path: Path
+
+    @property
+    def started(self) -> bool:
+        """Return whether ``start()`` has run (``with`` does not start it twice)."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the last lines of the log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Self:
+        return self if self.started else self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class ServerProcess(ManagedProcess):
+    """A subprocess with a log file, started and checked for readiness."""
 
     def __init__(self, name: str, args: Sequence[str], log_dir: Path | str, *,
                  ready: Callable[[], bool] | None = None, url: str | None = None,
@@ -136,6 +171,10 @@ class ServerProcess:
         # Popen closes every other descriptor; these stay open in the child (a listening socket to share).
         self.pass_fds = tuple(pass_fds)
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.proc is not None
 
     def start(self) -> ServerProcess:
         """Start the process and wait until it is ready; raise with the log's tail if not."""
@@ -176,24 +215,6 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout)
-
-    def log_tail(self, lines: int = 40) -> str:
-        """Return the last lines of the log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> ServerProcess:
-        """Start unless started."""
-        if self.proc is None:
-            self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        """Stop."""
-        self.stop()
 
 
 def start_simulator(tmp_path: Path | str, notify_url: str, server_key: str, retry_scale: float = 0.001,

@@ -4,168 +4,23 @@ from __future__ import annotations
 
 import copy
 import random
-import re
 import threading
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from simulator import charge as core_charge
 from simulator import engine
-from simulator.notifier import Notifier
+from simulator.notifier import Notifier, notify_mode, to_deliver
 from simulator.payloads import action_body, now, status_code_for, transaction_body
+from simulator.snap import INVALID_JSON, SnapError, details_errors, expiry_deadline, finish_redirect, validate_snap
 from simulator.store import DuplicateOrder, Store, Transaction
-
-ORDER_ID_RE = re.compile(r"^[A-Za-z0-9\-_~.]+$")
-EXPIRY_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-DEFAULT_EXPIRY = timedelta(hours=24)
-MAX_NOTIFICATION_URLS = 3  # per header, as Midtrans documents
-INVALID_JSON = object()  # a request body that is not JSON (a missing or ``null`` body is None)
-
-
-class SnapError(Exception):
-    """A Snap request Midtrans would refuse: HTTP status and error_messages."""
-
-    def __init__(self, status: int, messages: list[str]) -> None:
-        super().__init__("; ".join(messages))
-        self.status = status
-        self.messages = messages
 
 
 class UnknownOrder(Exception):
-    pass
-
-
-def parse_notify(mode: str | None) -> tuple[str, float]:
-    """Parse a control-API notify mode: send|drop|duplicate|reorder|delay:<seconds>."""
-    mode = (mode or "send").strip().lower()
-    if mode.startswith("delay:"):
-        try:
-            seconds = float(mode.split(":", 1)[1])
-        except ValueError:
-            raise engine.BadRequest(f"bad notify mode {mode!r}") from None
-        if seconds < 0:
-            raise engine.BadRequest("delay must not be negative")
-        return "delay", seconds
-    if mode not in ("send", "drop", "duplicate", "reorder"):
-        raise engine.BadRequest(f"bad notify mode {mode!r}; use send|drop|duplicate|reorder|delay:<seconds>")
-    return mode, 0.0
-
-
-def _amount(value: Any) -> int | None:
-    """Return an integral amount (int, integral float or digit string; negative allowed), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"-?\d+(\.0+)?", value.strip()):
-        return int(float(value))
-    return None
-
-
-def parse_notification_urls(value: str | None) -> list[str]:
-    """Split an X-Override-Notification / X-Append-Notification value: comma-separated http(s) URLs, at most 3.
-
-    URLs past the third, and values that are not http(s) URLs, are dropped
-    (Midtrans documents the limit, not what it does beyond it).
-    """
-    urls = [u.strip() for u in (value or "").split(",")]
-    return [u for u in urls if u.startswith(("http://", "https://"))][:MAX_NOTIFICATION_URLS]
-
-
-def details_errors(body: Any, min_amount: str = "0.01") -> tuple[str, int, list[str]]:
-    """Check transaction_details and item_details as Midtrans does; return (order_id, gross_amount, messages).
-
-    A missing or null body, or one without transaction_details, gets only
-    "transaction_details is required": Midtrans names what is required, not
-    a JSON parse error. Zero and negative amounts get Midtrans's
-    "must be greater than or equal to <min_amount>".
-    """
-    if body is INVALID_JSON:
-        return "", 0, ["Request body is not valid JSON"]
-    details = body.get("transaction_details") if isinstance(body, dict) else None
-    if not isinstance(details, dict):
-        return "", 0, ["transaction_details is required"]
-    errors: list[str] = []
-    order_id = details.get("order_id")
-    if order_id in (None, ""):
-        errors.append("transaction_details.order_id is required")
-    elif not isinstance(order_id, str) or not ORDER_ID_RE.match(order_id):
-        errors.append("transaction_details.order_id may only contain alpha-numeric, dash(-), "
-                      "underscore(_), tilde (~), and dot (.)")
-    elif len(order_id) > 50:
-        errors.append("transaction_details.order_id too long. Max 50 characters.")
-    raw_gross = details.get("gross_amount")
-    gross = _amount(raw_gross)
-    if raw_gross is None:
-        errors.append("transaction_details.gross_amount is required")
-    elif gross is None:
-        errors.append("transaction_details.gross_amount must be an integer")
-    elif gross <= 0:
-        errors.append(f"transaction_details.gross_amount must be greater than or equal to {min_amount}")
-    items = body.get("item_details")
-    if items is not None:
-        if not isinstance(items, list):
-            errors.append("item_details must be an array")
-        else:
-            total = 0
-            for i, item in enumerate(items):
-                price = _amount(item.get("price")) if isinstance(item, dict) else None
-                qty = _amount(item.get("quantity")) if isinstance(item, dict) else None
-                if price is None or qty is None:
-                    errors.append(f"item_details[{i}] needs an integer price and quantity")
-                else:
-                    total += price * qty
-            if gross is not None and not errors and total != gross:
-                errors.append("transaction_details.gross_amount is not equal to the sum of item_details")
-    return str(order_id or ""), int(gross or 0), errors
-
-
-def validate_snap(body: Any) -> tuple[str, int]:
-    """Validate a Snap request like Midtrans; return (order_id, gross_amount) or raise SnapError(400)."""
-    order_id, gross, errors = details_errors(body)
-    if errors:
-        raise SnapError(400, errors)
-    return order_id, gross
-
-
-def _expiry_deadline(expiry: Any, created: datetime) -> datetime:
-    """Return when the Snap transaction expires, from Snap's ``expiry`` object (SnapError when it is malformed)."""
-    if not isinstance(expiry, dict):
-        return created + DEFAULT_EXPIRY
-    start = created
-    if expiry.get("start_time"):
-        try:
-            start = datetime.strptime(str(expiry["start_time"]), "%Y-%m-%d %H:%M:%S %z")
-        except ValueError:
-            raise SnapError(400, ["expiry.start_time must be formatted as yyyy-MM-dd HH:mm:ss Z"]) from None
-    unit = str(expiry.get("unit", "minute")).lower().rstrip("s")
-    if unit not in EXPIRY_UNITS:
-        raise SnapError(400, ["expiry.unit must be one of second, minute, hour, day"])
-    try:
-        duration = int(expiry.get("duration", 0))
-    except (TypeError, ValueError):
-        raise SnapError(400, ["expiry.duration must be an integer"]) from None
-    if duration <= 0:
-        raise SnapError(400, ["expiry.duration must be greater than 0"])
-    return start + timedelta(seconds=duration * EXPIRY_UNITS[unit])
-
-
-def finish_redirect(tx: Transaction) -> str | None:
-    """Return callbacks.finish with Snap's query (order_id, status_code, transaction_status)."""
-    if not tx.finish_url or tx.status is None:
-        return None
-    query = urlencode({
-        "order_id": tx.order_id,
-        "status_code": status_code_for(tx.status, tx.fraud_status),
-        "transaction_status": tx.status,
-    })
-    return tx.finish_url + ("&" if "?" in tx.finish_url else "?") + query
+    """No transaction has that order id or transaction id."""
 
 
 class Simulator:
@@ -194,20 +49,15 @@ class Simulator:
         """
         order_id, gross = validate_snap(body)
         created = now()
-        expires = _expiry_deadline(body.get("expiry"), created)
-        token = str(uuid.uuid4())
-        base = self.public_url or base_url.rstrip("/")
         callbacks = body.get("callbacks") if isinstance(body.get("callbacks"), dict) else {}
-        tx = Transaction(
-            order_id=order_id, gross_amount=gross, token=token,
-            redirect_url=f"{base}/snap/v2/vtweb/{token}",
-            created_at=created.isoformat(), expires_at=expires.isoformat(),
+        tx = self._new_transaction(
+            base_url, created, expiry_deadline(body.get("expiry"), created), override, append,
+            order_id=order_id, gross_amount=gross,
             finish_url=callbacks.get("finish") or None,
             customer_details=body.get("customer_details") or {},
             item_details=body.get("item_details") or [],
             enabled_payments=[str(p) for p in body.get("enabled_payments") or []],
             expiry=body.get("expiry") if isinstance(body.get("expiry"), dict) else None,
-            notify_override=list(override or []), notify_append=[] if override else list(append or []),
         )
         try:
             self.store.create(tx)
@@ -231,55 +81,59 @@ class Simulator:
             raise core_charge.invalid(*errors)
         request = core_charge.validate_charge(body, errors, order_id, gross)
         created = now()
-        token = str(uuid.uuid4())
-        base = self.public_url or base_url.rstrip("/")
-        tx = Transaction(
-            order_id=order_id, gross_amount=gross, token=token, redirect_url=f"{base}/snap/v2/vtweb/{token}",
-            created_at=created.isoformat(), expires_at=((request.start or created) + request.expires_in).isoformat(),
-            customer_details=request.customer_details, item_details=request.item_details, channel="core",
-            notify_override=list(override or []), notify_append=[] if override else list(append or []),
+        tx = self._new_transaction(
+            base_url, created, (request.start or created) + request.expires_in, override, append,
+            order_id=order_id, gross_amount=gross, channel="core",
+            customer_details=request.customer_details, item_details=request.item_details,
         )
         with self.store.lock:
             try:
                 self.store.create(tx)
             except DuplicateOrder:
                 raise core_charge.taken() from None
-            outcome = request.card_outcome
-            if request.payment_type != "credit_card":
-                action, params = "pending", {"payment_type": request.payment_type, "bank": request.bank}
-            elif request.authentication:
-                action, params = "pending", {"payment_type": "credit_card"}
-            else:
-                action = {"accept": "settle", "challenge": "challenge"}.get(outcome, "deny")
-                params = {"payment_type": "credit_card"}
+            action, params = request.first_move()
             engine.apply(tx, action, **params)
             if tx.payment_type == "credit_card":
                 tx.method["masked_card"] = request.card
-                if outcome == "deny_fds" and tx.status == "deny":
+                if request.card_outcome == "deny_fds" and tx.status == "deny":
                     tx.fraud_status = "deny"
             dispatch = self._record(tx, action, "core_api", "send")
-            answer = core_charge.charge_answer(tx, self.status_body(tx), base, outcome)
+            answer = core_charge.charge_answer(tx, self.status_body(tx), self._base(base_url), request.card_outcome)
         self._dispatch(tx, *dispatch)
         return answer
+
+    def _base(self, base_url: str) -> str:
+        return self.public_url or base_url.rstrip("/")
+
+    def _new_transaction(self, base_url: str, created: datetime, expires: datetime, override: list[str] | None,
+                         append: list[str] | None, **fields: Any) -> Transaction:
+        """Return a transaction with a new token and payment page; its notifications go where the headers say.
+
+        X-Override-Notification replaces the configured URL and X-Append-Notification
+        adds to it; given both, the override wins.
+        """
+        token = str(uuid.uuid4())
+        return Transaction(token=token, redirect_url=f"{self._base(base_url)}/snap/v2/vtweb/{token}",
+                           created_at=created.isoformat(), expires_at=expires.isoformat(),
+                           notify_override=list(override or []), notify_append=[] if override else list(append or []),
+                           **fields)
 
     # -- moves --------------------------------------------------------------------
     def act(self, order_id: str, action: str, *, notify: str | None = "send", strict: bool = False,
             source: str = "control", **params: Any) -> tuple[Transaction, dict[str, Any] | None]:
         """Apply a move, record its payload and send it as the notify mode says."""
-        parse_notify(notify)  # refuse a bad mode before anything moves
+        notify_mode(notify)  # refuse a bad mode before anything moves
         with self.store.lock:
             tx = self.store.get(order_id)
             if tx is None:
                 raise UnknownOrder(order_id)
             refund = engine.apply(tx, action, strict=strict, **params)
-            if refund is not None and refund.get("duplicate"):  # a refund_key seen before: nothing happens
+            # Nothing to send: a refund_key seen before changes nothing; a Snap page expired without a method.
+            silent = "none (refund_key seen before)" if refund is not None and refund.get("duplicate") else (
+                "none" if tx.status is None else "")
+            if silent:
                 tx.history.append({"at": now().isoformat(), "action": action, "source": source,
-                                   "transaction_status": tx.status, "notify": "none (refund_key seen before)"})
-                self.store.save()
-                return tx, refund
-            if tx.status is None:  # Snap page expiry without a method: nothing to send
-                tx.history.append({"at": now().isoformat(), "action": action, "source": source,
-                                   "transaction_status": None, "notify": "none"})
+                                   "transaction_status": tx.status, "notify": silent})
                 self.store.save()
                 return tx, refund
             dispatch = self._record(tx, action, source, notify)
@@ -311,7 +165,7 @@ class Simulator:
     def _record(self, tx: Transaction, action: str, source: str,
                 notify: str | None) -> tuple[list[dict[str, Any]], float]:
         """Store a move's payload and history line (under the lock); return what to deliver and after what delay."""
-        mode, delay = parse_notify(notify)
+        mode, delay = notify_mode(notify)
         payload = transaction_body(tx, self.server_key, self.merchant_id, fee=self.fee())
         previous = tx.payloads[-1] if tx.payloads else None
         tx.payloads.append(payload)
@@ -320,7 +174,7 @@ class Simulator:
                            "transaction_status": tx.status, "fraud_status": tx.fraud_status,
                            "notify": (notify or "send") if enabled else "off"})
         self.store.save()
-        return (self._plan(mode, payload, previous) if enabled else []), delay
+        return (to_deliver(mode, payload, previous) if enabled else []), delay
 
     def _dispatch(self, tx: Transaction, payloads: list[dict[str, Any]], delay: float) -> None:
         self.notifier.dispatch(tx.order_id, payloads, delay, urls=self.notification_urls(tx))
@@ -330,17 +184,6 @@ class Simulator:
         if tx.notify_override:
             return list(tx.notify_override)
         return [self.notify_url, *tx.notify_append]
-
-    @staticmethod
-    def _plan(mode: str, payload: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """Return the payloads to deliver, in order, for a notify mode."""
-        if mode == "drop":
-            return []
-        if mode == "duplicate":
-            return [payload, payload]
-        if mode == "reorder" and previous is not None:
-            return [payload, previous]
-        return [payload]
 
     # -- answers to the API, views of a transaction ------------------------------------
     def injected_fault(self) -> str | None:

@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from simulator.payloads import fmt_time, now
+from simulator.snap import EXPIRY_UNITS
 
 if TYPE_CHECKING:
     from simulator.store import Transaction
 
 PAYMENT_TYPES = ("bank_transfer", "echannel", "gopay", "qris", "credit_card", "cstore")
 BANKS = ("bca", "bni", "bri", "permata")
-EXPIRY_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # Midtrans's default expiry per method when the charge has no custom_expiry.
 DEFAULT_EXPIRY = {"gopay": timedelta(minutes=15), "qris": timedelta(minutes=15),
                   "credit_card": timedelta(minutes=10)}
@@ -98,6 +98,18 @@ class Charge:
     def card_outcome(self) -> str:
         """The test card's outcome: "accept", "challenge", "deny_bank" or "deny_fds"."""
         return CARD_OUTCOMES.get(self.card or "", "accept")
+
+    def first_move(self) -> tuple[str, dict[str, Any]]:
+        """Return the move (engine.apply's action and parameters) the charge makes at once.
+
+        Pending, but a card without 3-D Secure is decided at once by its test card.
+        """
+        if self.payment_type != "credit_card":
+            return "pending", {"payment_type": self.payment_type, "bank": self.bank}
+        if self.authentication:
+            return "pending", {"payment_type": "credit_card"}
+        action = {"accept": "settle", "challenge": "challenge"}.get(self.card_outcome, "deny")
+        return action, {"payment_type": "credit_card"}
 
 
 def validate_charge(body: Any, errors: list[str], order_id: str, gross: int) -> Charge:

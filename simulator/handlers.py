@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator import pages
-from simulator.app import Simulator, SnapError, UnknownOrder, parse_notification_urls
+from simulator.app import Simulator, UnknownOrder
 from simulator.charge import ChargeError, card_token, qr_png
 from simulator.engine import BadRequest, NotAllowed, NotFound
 from simulator.payloads import cannot_modify_body, not_found_body
+from simulator.snap import SnapError
 from simulator.web import Handler, Request, Response, html_response, json_response, redirect
 
 SNAP_UNAUTHORIZED = {"error_messages": [
@@ -35,6 +36,7 @@ HTML_502 = (b"<html><head><title>502 Bad Gateway</title></head><body>"
             b"<center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
 # An injected timeout holds the request this long (or until shutdown), then hangs up.
 TIMEOUT_SECONDS = 30
+MAX_NOTIFICATION_URLS = 3  # per header, as Midtrans documents
 
 
 def gateway_api(*, snap: bool) -> Callable[[Handler], Handler]:
@@ -62,6 +64,16 @@ def gateway_api(*, snap: bool) -> Callable[[Handler], Handler]:
                                  else {"status_code": str(status), "status_message": message})
         return guarded
     return decorate
+
+
+def parse_notification_urls(value: str | None) -> list[str]:
+    """Split an X-Override-Notification / X-Append-Notification value: comma-separated http(s) URLs, at most 3.
+
+    URLs past the third, and values that are not http(s) URLs, are dropped
+    (Midtrans documents the limit, not what it does beyond it).
+    """
+    urls = [u.strip() for u in (value or "").split(",")]
+    return [u for u in urls if u.startswith(("http://", "https://"))][:MAX_NOTIFICATION_URLS]
 
 
 def _notification_urls(request: Request) -> dict[str, list[str]]:

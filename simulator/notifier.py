@@ -1,4 +1,4 @@
-"""Notification delivery in background threads, with Midtrans's retry schedule."""
+"""Notification delivery in background threads, with Midtrans's retry schedule; the control API's notify modes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from simulator.engine import BadRequest
 from simulator.payloads import now
 from simulator.store import Store
 
@@ -24,6 +25,33 @@ def max_retries(http_status: int | None) -> int:
     if 200 <= http_status < 300 or 300 <= http_status < 400:
         return 0
     return {500: 1, 503: 4, 400: 2, 404: 2}.get(http_status, 5)
+
+
+def notify_mode(mode: str | None) -> tuple[str, float]:
+    """Parse a control-API notify mode (send|drop|duplicate|reorder|delay:<seconds>); return it and the delay."""
+    mode = (mode or "send").strip().lower()
+    if mode.startswith("delay:"):
+        try:
+            seconds = float(mode.split(":", 1)[1])
+        except ValueError:
+            raise BadRequest(f"bad notify mode {mode!r}") from None
+        if seconds < 0:
+            raise BadRequest("delay must not be negative")
+        return "delay", seconds
+    if mode not in ("send", "drop", "duplicate", "reorder"):
+        raise BadRequest(f"bad notify mode {mode!r}; use send|drop|duplicate|reorder|delay:<seconds>")
+    return mode, 0.0
+
+
+def to_deliver(mode: str, payload: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Return the payloads a move delivers, in order, for a notify mode (``previous``: the move before)."""
+    if mode == "drop":
+        return []
+    if mode == "duplicate":
+        return [payload, payload]
+    if mode == "reorder" and previous is not None:
+        return [payload, previous]
+    return [payload]
 
 
 class Notifier:

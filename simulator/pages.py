@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from simulator import ACTIONS
-from simulator.app import finish_redirect
 from simulator.engine import METHODS
+from simulator.snap import finish_redirect
 from simulator.store import ERROR_MODES, Transaction
 
 TEMPLATES = Path(__file__).with_name("templates")

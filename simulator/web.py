@@ -12,7 +12,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
-from simulator.app import INVALID_JSON
+from simulator.snap import INVALID_JSON
 
 if TYPE_CHECKING:
     from simulator.app import Simulator

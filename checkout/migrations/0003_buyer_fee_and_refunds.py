@@ -6,9 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    dependencies = [
-        ('checkout', '0002_paymentevent_raw_size'),
-    ]
+    dependencies = [('checkout', '0002_paymentevent_raw_size')]
 
     operations = [
         migrations.AddField(

@@ -14,13 +14,14 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from paywatch_dev.servers import wait_until
 from paywatch_dev.stack import TOKEN_IN_URL
@@ -82,65 +83,91 @@ def post_from(topology: Topology, source_ip: str, path: str, body: bytes,
     return status, answer.partition(b"\r\n\r\n")[2]
 
 
-class Watcher:
-    """A websocket on the waiting page's channel that reads until a status shows; reconnects when cut."""
+class LiveReader:
+    """A waiting page's live channel through nginx, read until a status shows; reconnects after a cut, as the page does.
 
-    def __init__(self, topology: Topology, order: Order) -> None:
-        self.url, self.topology, self.seen = order.ws_url, topology, []
-        self.socket: ClientConnection | None = None
+    Subclasses say how to connect and read (``read``) and which errors mean
+    the connection was cut (``CUT``); what was read is kept in ``seen``.
+    """
 
-    def open(self) -> dict[str, Any]:
-        """Connect through nginx and return the snapshot."""
-        self.socket = connect(self.url, ssl=self.topology.ssl_context(), origin=self.topology.base, open_timeout=10)
-        return self.next(10)
+    KIND = ""
+    CUT: tuple[type[BaseException], ...] = ()
 
-    def next(self, timeout: float) -> dict[str, Any]:
-        assert self.socket is not None
-        message = json.loads(self.socket.recv(timeout=timeout))
-        self.seen.append(message)
-        return message
+    def __init__(self, topology: Topology, url: str) -> None:
+        self.url, self.topology, self.seen = url, topology, []
+        self.connection: Any = None  # None until connected, and again after a cut
+
+    def read(self, timeout: float) -> dict[str, Any]:
+        """Connect if not connected; return the next message."""
+        raise NotImplementedError
 
     def until(self, status: str, timeout: float = 30) -> dict[str, Any]:
-        """Read (reconnecting after a cut, as the page does) until ``payment_status == status``."""
+        """Read (reconnecting after a cut) until ``payment_status == status``."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
-                message = self.next(left) if self.socket is not None else self.open()
-            except (ConnectionClosed, OSError):
-                self.socket = None  # cut (a daphne died): reconnect once one answers; the snapshot resyncs
-                wait_until(self.topology.serving, max(left, 0.1))
+                message = self.read(left)
+            except self.CUT:
+                # Cut (a daphne died): reconnect once one answers behind nginx; the snapshot or Last-Event-ID resyncs.
+                self.connection = None
+                wait_until(self.topology.serving, max(deadline - time.monotonic(), 0.1))
                 continue
-            except TimeoutError:
-                break
             if message.get("payment_status") == status:
                 return message
-        raise AssertionError(f"websocket: no {status!r} within {timeout} s; saw {self.seen}")
+        raise AssertionError(f"{self.KIND}: no {status!r} within {timeout} s; saw {self.seen}")
 
     def close(self) -> None:
-        if self.socket is not None:
-            self.socket.close()
+        if self.connection is not None:
+            self.connection.close()
 
 
-class EventStream:
-    """``GET /orders/<n>/events`` through nginx, resuming after ``Last-Event-ID`` when cut."""
+class Watcher(LiveReader):
+    """The waiting page's websocket."""
+
+    KIND = "websocket"
+    CUT = (ConnectionClosed, OSError)  # a TimeoutError (an OSError) too: the deadline then ends the loop
 
     def __init__(self, topology: Topology, order: Order) -> None:
-        self.url, self.topology, self.seen = order.events_url, topology, []
+        super().__init__(topology, order.ws_url)
+
+    def open(self) -> dict[str, Any]:
+        """Connect through nginx and return the snapshot."""
+        self.connection = connect(self.url, ssl=self.topology.ssl_context(), origin=self.topology.base,
+                                  open_timeout=10)
+        return self.next(10)
+
+    def next(self, timeout: float) -> dict[str, Any]:
+        message = json.loads(self.connection.recv(timeout=timeout))
+        self.seen.append(message)
+        return message
+
+    def read(self, timeout: float) -> dict[str, Any]:
+        return self.next(timeout) if self.connection is not None else self.open()
+
+
+class EventStream(LiveReader):
+    """``GET /orders/<n>/events``, resuming after ``Last-Event-ID``."""
+
+    KIND = "event stream"
+    CUT = (requests.RequestException, ConnectionError, AssertionError, OSError)
+
+    def __init__(self, topology: Topology, order: Order) -> None:
+        super().__init__(topology, order.events_url)
         self.last_id: str | None = None
-        self.response: requests.Response | None = None
-        self.lines: Iterator[str] | None = None
+        self.lines: Iterator[str] = iter(())
 
     def open(self) -> None:
         headers = {"Accept": "text/event-stream"} | ({"Last-Event-ID": self.last_id} if self.last_id else {})
-        self.response = requests.get(self.url, stream=True, headers=headers, verify=str(self.topology.cert),
-                                     timeout=(10, 15))
-        assert self.response.status_code == 200, self.response.status_code
-        assert self.response.headers["Content-Type"].startswith("text/event-stream")
-        self.lines = self.response.iter_lines(decode_unicode=True)
+        self.connection = requests.get(self.url, stream=True, headers=headers, verify=str(self.topology.cert),
+                                       timeout=(10, 15))
+        assert self.connection.status_code == 200, self.connection.status_code
+        assert self.connection.headers["Content-Type"].startswith("text/event-stream")
+        self.lines = self.connection.iter_lines(decode_unicode=True)
 
-    def next_event(self) -> dict[str, Any]:
-        """Return the next event's JSON data (comments and retry lines skipped)."""
-        assert self.lines is not None
+    def read(self, timeout: float) -> dict[str, Any]:
+        """Return the next event's JSON data (comments and retry lines skipped); requests bounds the wait."""
+        if self.connection is None:
+            self.open()
         data = []
         for line in self.lines:
             if line.startswith("id:"):
@@ -153,25 +180,22 @@ class EventStream:
                 return message
         raise ConnectionError("stream ended")
 
-    def until(self, status: str, timeout: float = 30) -> dict[str, Any]:
-        """Read (reconnecting with Last-Event-ID after a cut) until ``payment_status == status``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.lines is None:
-                    self.open()
-                message = self.next_event()
-            except (requests.RequestException, ConnectionError, AssertionError, OSError):
-                self.lines = None  # cut: resume once a daphne answers behind nginx
-                wait_until(self.topology.serving, max(deadline - time.monotonic(), 0.1))
-                continue
-            if message.get("payment_status") == status:
-                return message
-        raise AssertionError(f"event stream: no {status!r} within {timeout} s; saw {self.seen}")
 
-    def close(self) -> None:
-        if self.response is not None:
-            self.response.close()
+@contextmanager
+def watching_on_daphne_0(topology: Topology, order: Order) -> Iterator[tuple[Watcher, EventStream]]:
+    """Yield a websocket and an event stream on the pending order, both held by daphne 0, with daphne 1 running."""
+    # Only daphne 0 accepts while they connect, so they are all its own.
+    topology.ctl("stop", topology.web(1))
+    watcher, stream = Watcher(topology, order), EventStream(topology, order)
+    try:
+        assert watcher.open()["payment_status"] == "pending"
+        assert stream.until("pending")["version"] >= 1
+        topology.ctl("start", topology.web(1))
+        wait_until(lambda: topology.web(1) in topology.running(), 60, "daphne 1 running again")
+        yield watcher, stream
+    finally:
+        watcher.close()
+        stream.close()
 
 
 def _tls_handshake(topology: Topology, version: ssl.TLSVersion) -> str:
@@ -222,14 +246,7 @@ def test_static_files_are_served_by_nginx_from_static_root(topology: Topology) -
 def test_a_webhook_through_nginx_reaches_watchers_on_the_other_daphne(topology: Topology) -> None:
     """Watchers held by daphne 0, the webhook served by daphne 1: both streams move, the stored IP is the client's."""
     order = Order(topology)
-    # Only daphne 0 accepts while the watchers connect, so they are all its own.
-    topology.ctl("stop", topology.web(1))
-    watcher, stream = Watcher(topology, order), EventStream(topology, order)
-    try:
-        assert watcher.open()["payment_status"] == "pending"
-        assert stream.until("pending")["version"] >= 1
-        topology.ctl("start", topology.web(1))
-        wait_until(lambda: topology.web(1) in topology.running(), 60, "daphne 1 running again")
+    with watching_on_daphne_0(topology, order) as (watcher, stream):
         web0 = topology.running()[topology.web(0)]
         payload = settlement_payload(topology, order.number)
         # Daphne 0 frozen: the shared socket's connections all go to daphne 1.
@@ -242,9 +259,6 @@ def test_a_webhook_through_nginx_reaches_watchers_on_the_other_daphne(topology: 
         assert status == 200, body
         assert watcher.until("success")["version"] > 1
         assert stream.until("success")["order_status"] == "processing"
-    finally:
-        watcher.close()
-        stream.close()
     rows = topology.sql("SELECT host(client_ip), outcome FROM checkout_paymentevent "
                         "WHERE source = 'webhook' AND order_number = %s", order.number)
     # nginx overwrote the forged X-Forwarded-For with the address it saw.
@@ -257,13 +271,7 @@ def test_a_webhook_through_nginx_reaches_watchers_on_the_other_daphne(topology: 
 def test_killing_a_daphne_mid_stream_loses_nothing(topology: Topology) -> None:
     """Daphne 0 killed with watchers on it; a webhook meanwhile; they reconnect, resync, and supervisor restarts it."""
     order = Order(topology)
-    topology.ctl("stop", topology.web(1))
-    watcher, stream = Watcher(topology, order), EventStream(topology, order)
-    try:
-        assert watcher.open()["payment_status"] == "pending"
-        stream.until("pending")
-        topology.ctl("start", topology.web(1))
-        wait_until(lambda: topology.web(1) in topology.running(), 60, "daphne 1 running again")
+    with watching_on_daphne_0(topology, order) as (watcher, stream):
         killed = topology.running()[topology.web(0)]
         os.kill(killed, signal.SIGKILL)
         payload = settlement_payload(topology, order.number)
@@ -271,9 +279,6 @@ def test_killing_a_daphne_mid_stream_loses_nothing(topology: Topology) -> None:
         assert answer.status_code == 200, answer.text
         assert watcher.until("success")["payment_status"] == "success"
         assert stream.until("success")["order_status"] == "processing"
-    finally:
-        watcher.close()
-        stream.close()
     restarted = wait_until(lambda: topology.running().get(topology.web(0)), 60, "supervisor restarts daphne 0")
     assert restarted != killed
     assert topology.get("/healthz").status_code == 200
@@ -301,7 +306,7 @@ def test_each_schedule_runs_once_per_tick_with_two_clusters(topology: Topology) 
     assert len(forced) >= 3, forced  # reconcile, cleanup, prune
 
     def passes() -> int:
-        log = topology.postgres.log.read_text(errors="replace")
+        log = topology.postgres.log_path.read_text(errors="replace")
         after = log[log.rfind(marker):]
         return len(re.findall(r'FROM "django_q_schedule".*FOR UPDATE', after))
 
