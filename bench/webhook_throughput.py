@@ -72,6 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
 from bench.push_latency import AMOUNT, pct, prepare_database, raise_fd_limit  # noqa: E402
+from paywatch_dev.postgres import scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, free_port, start_redis  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH-KEY"
@@ -827,13 +828,7 @@ def main(argv: list[str] | None = None) -> int:
     daphnes: list[ServerProcess] = []
     front: Front | None = None
     try:
-        if args.database == "postgresql":
-            from paywatch_dev.postgres import PostgresCluster
-
-            cluster = PostgresCluster().start()
-            database_url = cluster.url
-        else:
-            database_url = f"sqlite:///{Path(args.db_dir or workdir) / f'bench-{os.getpid()}.sqlite3'}"
+        database_url, cluster = scratch_database(args.database, Path(args.db_dir or workdir))
         env = {
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "DATABASE_URL": database_url,

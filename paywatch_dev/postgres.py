@@ -101,6 +101,14 @@ class PostgresCluster(ManagedProcess):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def scratch_database(kind: str, directory: Path) -> tuple[str, PostgresCluster | None]:
+    """Return a bench's DATABASE_URL: a started throw-away cluster (stop it) for "postgresql", else a SQLite file."""
+    if kind == "postgresql":
+        cluster = PostgresCluster().start()
+        return cluster.url, cluster
+    return f"sqlite:///{directory / f'bench-{os.getpid()}.sqlite3'}", None
+
+
 def main(argv: list[str]) -> int:
     """Run ``argv`` (after ``--``) with DATABASE_URL set to a fresh cluster; return its exit code."""
     if argv[:1] == ["--"]:
