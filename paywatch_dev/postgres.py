@@ -1,8 +1,9 @@
 """A throw-away PostgreSQL cluster (Debian's package) on a free port under a temporary directory.
 
 Never a system service: ``initdb`` and ``pg_ctl`` run from Debian's binaries
-against a directory of our own, with fsync off (nothing here must survive a
-crash). ``initdb`` refuses to run as root, so as root they run as the
+against a directory of our own; for tests with fsync off (nothing there must
+survive a crash), for benches (``durable=True``) with PostgreSQL's defaults,
+as production runs it. ``initdb`` refuses to run as root, so as root they run as the
 ``postgres`` user (created by Debian's package) through ``runuser``.
 
 Run a command with ``DATABASE_URL`` pointing at a fresh cluster::
@@ -59,8 +60,9 @@ def _run_as() -> list[str]:
 class PostgresCluster(ManagedProcess):
     """initdb + pg_ctl start on 127.0.0.1:<free port>; ``url`` is its DATABASE_URL."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, durable: bool = False) -> None:
         self.port = port or free_port()
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="paywatch-pg-"))
         self.data = self.root / "data"
         self.log_path = self.root / "postgres.log"
@@ -86,8 +88,9 @@ class PostgresCluster(ManagedProcess):
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         self._run(str(self._bin / "initdb"), "-D", str(self.data), "-U", USER, "-A", "trust",
                   "-E", "UTF8", "--no-locale", "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:  # tests: a crash loses nothing they need, and every commit skips its flush
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path), "-o", options,
                   "-w", "-t", "60", "start")
         self._run(str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
@@ -102,9 +105,13 @@ class PostgresCluster(ManagedProcess):
 
 
 def scratch_database(kind: str, directory: Path) -> tuple[str, PostgresCluster | None]:
-    """Return a bench's DATABASE_URL: a started throw-away cluster (stop it) for "postgresql", else a SQLite file."""
+    """Return a bench's DATABASE_URL: a started throw-away cluster (stop it) for "postgresql", else a SQLite file.
+
+    The cluster is durable (PostgreSQL's defaults: every commit flushed), as
+    production runs it; the tests' clusters skip the flushes.
+    """
     if kind == "postgresql":
-        cluster = PostgresCluster().start()
+        cluster = PostgresCluster(durable=True).start()
         return cluster.url, cluster
     return f"sqlite:///{directory / f'bench-{os.getpid()}.sqlite3'}", None
 
