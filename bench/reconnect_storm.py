@@ -94,6 +94,7 @@ from bench.webhook_throughput import (  # noqa: E402
     machine_busy_ticks,
     settlement_body,
 )
+from paywatch_dev.postgres import scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, start_redis  # noqa: E402
 
 MAX_PER_ORDER = 20  # WEBSOCKET_MAX_PER_ORDER's default
@@ -490,7 +491,7 @@ async def run(args: argparse.Namespace, sock: socket.socket, env: dict[str, str]
     if cluster is not None:
         await asyncio.to_thread(statement_logging, True)
         await asyncio.sleep(0.5)  # the postmaster reloads on its own time
-        log_start = cluster.log.stat().st_size
+        log_start = cluster.log_path.stat().st_size
     close_connections()
 
     # The restart: new daphnes on the same socket; every page reconnects now.
@@ -512,7 +513,7 @@ async def run(args: argparse.Namespace, sock: socket.socket, env: dict[str, str]
     except TimeoutError:
         pass
     ended = time.perf_counter()
-    log_end = cluster.log.stat().st_size if cluster is not None else 0
+    log_end = cluster.log_path.stat().st_size if cluster is not None else 0
     client1, machine1 = cpu_ticks(os.getpid()), machine_busy_ticks()
     try:
         boot, ready_at, boot_ticks = await booting
@@ -556,7 +557,7 @@ async def run(args: argparse.Namespace, sock: socket.socket, env: dict[str, str]
     reads = "n/a"
     if cluster is not None:
         await asyncio.to_thread(statement_logging, False)
-        shapes, examples = classify_statements(cluster.log, log_start, log_end)
+        shapes, examples = classify_statements(cluster.log_path, log_start, log_end)
         handshake_reads = shapes[SHAPES[0][0]] - storm.resyncs
         total = sum(shapes.values())
         received = storm.attempts - storm.refused  # handshakes daphne received, answered or dropped
@@ -595,13 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[ServerProcess] = []
     redis = start_redis(workdir)
     try:
-        if args.database == "postgresql":
-            from paywatch_dev.postgres import PostgresCluster
-
-            cluster = PostgresCluster().start()
-            database_url = cluster.url
-        else:
-            database_url = f"sqlite:///{workdir / f'bench-{os.getpid()}.sqlite3'}"
+        database_url, cluster = scratch_database(args.database, workdir)
         env = {
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "DATABASE_URL": database_url,

@@ -1,5 +1,6 @@
 """The waiting page's websocket: authorize, join the order's group, snapshot, forward."""
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -40,6 +41,18 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
     joined: bool = False
     version: int = 0
     watcher: Any = None  # the watched fast lane's task while this page is open
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # A stopping daphne (every deploy) cancels its consumers without
+            # disconnect(): uncount the socket, or the order's reconnecting pages
+            # find its entry for STALE_SECONDS and the excess is refused with 4429.
+            await watched.stop(self.watcher)
+            if self.group is not None:
+                await presence.leave_together(self.group, self.channel_name)
+            raise
 
     async def connect(self) -> None:
         number = self.scope["url_route"]["kwargs"]["number"]

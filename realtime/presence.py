@@ -82,6 +82,44 @@ async def refresh(group: str, channel: str) -> None:
         pass  # a missed refresh only ages the entry; the next ping tries again
 
 
+class _Departures:
+    """Sockets of this event loop leaving together (a stopping daphne), removed in one pipeline."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, str]] = []
+        self.flushed: asyncio.Task[None] | None = None
+
+
+_departures: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Departures]" = weakref.WeakKeyDictionary()
+
+
+async def leave_together(group: str, channel: str) -> None:
+    """Remove a socket from its order's count along with every other socket leaving now; best effort.
+
+    A stopping daphne cancels all its consumers at once: one command each
+    would open as many Redis connections as it had sockets. The first one
+    schedules the flush, which runs after the others have queued theirs.
+    """
+    loop = asyncio.get_running_loop()
+    departures = _departures.setdefault(loop, _Departures())
+    departures.pending.append((KEY_PREFIX + group, channel))
+    if departures.flushed is None:
+        departures.flushed = loop.create_task(_flush(departures))
+    await asyncio.shield(departures.flushed)
+
+
+async def _flush(departures: _Departures) -> None:
+    pending, departures.pending, departures.flushed = departures.pending, [], None
+    try:
+        async with _client().pipeline(transaction=False) as pipe:
+            for key, channel in pending:
+                pipe.zrem(key, channel)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:  # the entries age out after STALE_SECONDS
+        logger.warning("Open sockets not uncounted on shutdown (Redis: %s)", type(exc).__name__,
+                       extra={"sockets": len(pending)})
+
+
 async def leave(group: str, channel: str) -> None:
     """Remove a socket from its order's count; best effort (stale entries are pruned anyway)."""
     try:

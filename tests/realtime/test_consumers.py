@@ -1,6 +1,7 @@
 """OrderStatusConsumer through the real ASGI stack (origin validator, URL router, Redis layer)."""
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -223,6 +224,25 @@ async def test_sockets_beyond_the_cap_are_closed_with_4429(order, communicator, 
     assert (await _open(again))["source"] == "snapshot"
     for comm in [*open_, again]:
         await comm.disconnect()
+
+
+async def test_a_stopping_server_uncounts_its_sockets(order, communicator, settings):
+    """Daphne cancels every consumer when it stops (a deploy), without disconnect(): the cap's entries must go too.
+
+    Left behind, they held an order's reconnecting pages past half the cap at 4429 for STALE_SECONDS.
+    """
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = presence.KEY_PREFIX + order_group(order.number)
+    sockets = [communicator(order.number, order.access_token) for _ in range(3)]
+    for comm in sockets:
+        await _open(comm)
+    assert client.zcard(key) == 3
+    for comm in sockets:  # as daphne's kill_all_applications does: all cancelled at once
+        comm.future.cancel()
+    for comm in sockets:
+        with contextlib.suppress(asyncio.CancelledError):
+            await comm.future
+    assert client.zcard(key) == 0
 
 
 async def test_the_cap_counts_sockets_of_other_processes_but_not_stale_ones(order, communicator, settings):
