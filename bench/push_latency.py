@@ -1,7 +1,9 @@
 """Push latency: from a Midtrans webhook's request to every websocket watcher of that order.
 
-Starts its own redis-server and daphne on a scratch SQLite database (no
-simulator: the webhooks are signed here), creates the orders, opens
+Starts its own redis-server, daphne on a scratch SQLite database (or
+``--database postgresql``) and the Midtrans simulator (the webhooks are
+signed here; the simulator answers the status calls of the watched fast
+lane, which checks every open page's payment as in production), creates the orders, opens
 ``--watchers`` websockets on distinct orders plus ``--shared`` on one order,
 then fires signed notifications at a fixed (open-loop) rate. Every webhook is
 a real change (payments alternate pending -> failed -> pending, which the state
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
 from paywatch_dev.postgres import scratch_database  # noqa: E402
-from paywatch_dev.servers import ServerProcess, free_port, http_ready, start_redis  # noqa: E402
+from paywatch_dev.servers import ServerProcess, free_port, http_ready, start_redis, start_simulator  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
 AMOUNT = "10000.00"
@@ -318,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONPATH": str(ROOT),
     }
     web = None
+    simulator = start_simulator(workdir, notify_url=f"http://127.0.0.1:{port}/payments/midtrans/notification",
+                                server_key=SERVER_KEY)
+    env["MIDTRANS_CORE_API_URL"] = simulator.url or ""
     try:
         orders = prepare_database(env, args.watchers + 1)
         if args.gc_thresholds:
@@ -339,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if web is not None:
             web.stop()
+        simulator.stop()
         redis.stop()
         if cluster is not None:
             from django.db import connections
