@@ -6,6 +6,7 @@ it is audited, monotonic and pushed live like a webhook's.
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.utils import timezone
@@ -22,6 +23,17 @@ from reconcile.models import NotificationRetry
 from reconcile.runner import Run
 
 logger = logging.getLogger("paywatch.reconcile")
+
+
+@dataclass
+class Counts:
+    """How the checks of a run or a cleanup ended, as far as both count them alike."""
+
+    expired: int = 0       # overdue payments Midtrans confirmed unpaid, expired here and there
+    errors: int = 0        # checks that failed for another reason (recorded, retried later)
+    unavailable: int = 0   # calls that found Midtrans down, slow, rate-limiting or answering garbage
+    skipped: int = 0       # payments left for the next run (deadline or open circuit)
+    duration: float = 0.0
 
 
 def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.RECONCILE) -> str | None:

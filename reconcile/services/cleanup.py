@@ -20,7 +20,7 @@ from checkout.services import events as event_services
 from checkout.services import payments as payment_services
 from reconcile import conf, metrics, selectors
 from reconcile.runner import Run, run_pool
-from reconcile.services.checks import payment_schedule_next
+from reconcile.services.checks import Counts, payment_schedule_next
 
 logger = logging.getLogger("paywatch.reconcile")
 
@@ -38,18 +38,13 @@ class CleanupRow:
 
 
 @dataclass
-class CleanupSummary:
-    """What one cleanup did."""
+class CleanupSummary(Counts):
+    """What one cleanup did (or would do: ``dry_run``), a row per overdue payment it reached."""
 
     rows: list[CleanupRow] = field(default_factory=list)
     paid: int = 0
-    expired: int = 0
     updated: int = 0
-    errors: int = 0
-    unavailable: int = 0
-    skipped: int = 0
     dry_run: bool = False
-    duration: float = 0.0
 
 
 def payments_expire_overdue(

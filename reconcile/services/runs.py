@@ -27,28 +27,23 @@ from checkout.models import EventOutcome, Payment
 from checkout.states import OPEN_PAYMENT_STATUSES
 from reconcile import chunks, conf, metrics, selectors
 from reconcile.runner import Run, circuit_open_for, run_pool
-from reconcile.services.checks import notification_reapply, payment_reconcile
+from reconcile.services.checks import Counts, notification_reapply, payment_reconcile
 from reconcile.services.cleanup import payment_cleanup
 
 logger = logging.getLogger("paywatch.reconcile")
 
 
 @dataclass
-class RunSummary:
-    """What one reconcile run (or one of its chunks) did."""
+class RunSummary(Counts):
+    """What one reconcile run (or one of its chunks) did; ``skipped``: claimed payments it left unchecked."""
 
     checked: int = 0       # payments Midtrans answered about (a 404 for "no method chosen" included)
     fixed: int = 0         # of those, payments whose status changed
-    errors: int = 0        # checks that failed for another reason (recorded, retried later)
-    skipped: int = 0       # claimed payments left for the next run (deadline or open circuit)
-    unavailable: int = 0   # calls that found Midtrans down, slow, rate-limiting or answering garbage
     reapplied: int = 0     # stored notifications re-applied
-    expired: int = 0       # overdue payments Midtrans confirmed unpaid, expired here and there
     calls: int = 0
     circuit_open: bool = False
     out_of_time: bool = False
     locked: bool = False   # another run held the lock: this one did nothing
-    duration: float = 0.0
     queued: int = 0        # payments handed to chunks (a dispatched run)
     chunks: int = 0        # chunks enqueued (a dispatched run)
     taken: int = 0         # payments a chunk found claimed by someone else or no longer due
