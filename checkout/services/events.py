@@ -26,7 +26,14 @@ _UNTRUSTED_HEADERS = 50
 _UNTRUSTED_HEADER_CHARS = 256
 
 
-def payment_event_record(
+def payment_event_record(**fields: Any) -> PaymentEvent:
+    """Store an input before anything is done with it (its own commit); ``fields`` are ``payment_event_new``'s."""
+    event = payment_event_new(**fields)
+    event.save(force_insert=True)
+    return event
+
+
+def payment_event_new(
     *,
     source: str,
     payment: Payment | None = None,
@@ -41,7 +48,7 @@ def payment_event_record(
     outcome: str = EventOutcome.RECEIVED,
     detail: str = "",
 ) -> PaymentEvent:
-    """Store an input before anything is done with it (its own commit).
+    """Return an input as an event not yet stored (the caller inserts it, in its own transaction or not).
 
     Everything is cleaned and cut to its column (a NUL or an overlong value
     must not make the insert fail, on every retry). An untrusted body keeps
@@ -51,7 +58,7 @@ def payment_event_record(
     payload = payload if isinstance(payload, dict) else {}
     body = clean_text(raw_body)
     truncated = not trusted and len(body) > UNTRUSTED_BODY_CHARS
-    return PaymentEvent.objects.create(
+    return PaymentEvent(
         payment=payment,
         order_number=fit(PaymentEvent, "order_number", order_number or payload.get("order_id") or ""),
         source=source,

@@ -15,8 +15,9 @@ where the live push to the customer's page starts.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -36,6 +37,8 @@ from checkout.text import clean_text, fit
 logger = logging.getLogger("paywatch.payments")
 
 _DETAIL_COLUMNS = ("payment_type", "bank", "va_number", "bill_key", "biller_code", "payment_code", "store")
+# When to ask Midtrans about a payment next, given the payment as it now stands (None: never again).
+NextCheck = Callable[[Payment], datetime | None]
 
 
 @dataclass(frozen=True)
@@ -218,14 +221,18 @@ def payment_confirm_with_midtrans(*, payment_id: int, source: str, event_id: int
     )
 
 
-def payment_ask_midtrans(*, payment: Payment, source: str) -> Transition:
+def payment_ask_midtrans(*, payment: Payment, source: str, next_check: NextCheck | None = None) -> Transition:
     """Ask Midtrans for the transaction's status now and apply the answer.
 
-    Raises GatewayUnavailable when Midtrans cannot answer; a transaction
-    Midtrans does not know yet (no method chosen) is recorded and changes nothing.
+    The call is made outside any transaction; then one transaction locks the
+    payment, stores the answer as an event, applies it and records the check
+    (``last_checked_at``: when the call started; ``next_check_at``, when
+    ``next_check`` is given, from the payment as applied). Raises
+    GatewayUnavailable when Midtrans cannot answer; a transaction Midtrans
+    does not know yet (no method chosen) is recorded and changes nothing; an
+    answer that fails to apply is stored with the error, and the error raised.
     """
-    now = timezone.now()
-    Payment.objects.filter(pk=payment.pk).update(last_checked_at=now)
+    asked_at = timezone.now()
     try:
         observation = gateway.transaction_status(payment.order.number)
     except TransactionNotFound as exc:
@@ -233,17 +240,32 @@ def payment_ask_midtrans(*, payment: Payment, source: str) -> Transition:
             source=source, payment=payment, raw_body=raw_json(exc.extra.get("response", {})),
             outcome=EventOutcome.DUPLICATE, detail="Midtrans has no transaction yet (no payment method chosen)",
         )
+        _record_check(payment, asked_at=asked_at, next_check=next_check)
         return Transition(event.pk, EventOutcome.DUPLICATE, payment.status, payment.status, payment.version)
-    event = events.payment_event_record(source=source, payment=payment, raw_body=raw_json(observation.raw),
-                                 payload=observation.raw)
-    try:
-        # The status API is the confirmation itself: no second call for a reversal.
-        return payment_apply_observation(
-            payment_id=payment.pk, observation=observation, source=source, event_id=event.pk, confirmed=True
-        )
-    except Exception as exc:
-        events.payment_event_fail(event_id=event.pk, error=exc)
+    except Exception:
+        _record_check(payment, asked_at=asked_at)  # when to ask again after a failure is the caller's call
         raise
+    answer = {"source": source, "raw_body": raw_json(observation.raw), "payload": observation.raw}
+    try:
+        with transaction.atomic():
+            locked = Payment.objects.select_for_update().select_related("order").get(pk=payment.pk)
+            event = events.payment_event_new(payment=locked, **answer)
+            # The status API is the confirmation itself: no second call for a reversal.
+            transition = _apply_locked(locked, observation, source=source, event=event, confirmed=True)
+            _record_check(locked, asked_at=asked_at, next_check=next_check)
+            return transition
+    except Exception as exc:
+        events.payment_event_fail(event_id=events.payment_event_record(payment=payment, **answer).pk, error=exc)
+        _record_check(payment, asked_at=asked_at)
+        raise
+
+
+def _record_check(payment: Payment, *, asked_at: datetime, next_check: NextCheck | None = None) -> None:
+    """Record that Midtrans was asked about ``payment`` at ``asked_at``, and when to ask next (``next_check``)."""
+    fields = {"last_checked_at": asked_at}
+    if next_check is not None:
+        fields["next_check_at"] = next_check(payment)
+    Payment.objects.filter(pk=payment.pk).update(**fields)
 
 
 def _copy_details(payment: Payment, observation: Observation) -> list[str]:

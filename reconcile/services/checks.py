@@ -7,7 +7,7 @@ it is audited, monotonic and pushed live like a webhook's.
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -37,14 +37,15 @@ class Counts:
 
 
 def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.RECONCILE) -> str | None:
-    """Ask Midtrans about one payment, apply the answer, schedule the next check.
+    """Ask Midtrans about one payment; apply the answer and schedule the next check in the same transaction.
 
     Return "fixed", "ok", "unavailable" or "error"; None when the run gave no permit.
     """
     if not run.permit():
         return None
     try:
-        transition = payment_services.payment_ask_midtrans(payment=payment, source=source)
+        transition = payment_services.payment_ask_midtrans(payment=payment, source=source,
+                                                           next_check=payment_next_check_at)
     except GatewayUnavailable as exc:
         run.circuit.record(unavailable=True)
         # Never a failure: the payment is left as it is and asked about again later.
@@ -65,19 +66,23 @@ def payment_reconcile(*, payment: Payment, run: Run, source: str = EventSource.R
         payment_schedule_next(payment=payment)
         return "error"
     run.circuit.record(unavailable=False)
-    payment_schedule_next(payment=payment, status=transition.status_after)
     return "fixed" if transition.changed else "ok"
+
+
+def payment_next_check_at(payment: Payment, *, status: str | None = None,
+                          delay: timedelta | None = None) -> datetime | None:
+    """Return when the reconcile asks about a payment next: after ``delay``, else by its age; None once closed."""
+    now = timezone.now()
+    if (status or payment.status) not in OPEN_PAYMENT_STATUSES:
+        return None
+    if delay is not None:
+        return now + delay
+    return schedule.next_check_at(created_at=payment.created_at, now=now, expires_at=payment.expires_at)
 
 
 def payment_schedule_next(*, payment: Payment, status: str | None = None, delay: timedelta | None = None) -> None:
     """Set when the reconcile asks about a payment next (nothing once it is no longer open)."""
-    now = timezone.now()
-    if (status or payment.status) not in OPEN_PAYMENT_STATUSES:
-        at = None
-    elif delay is not None:
-        at = now + delay
-    else:
-        at = schedule.next_check_at(created_at=payment.created_at, now=now, expires_at=payment.expires_at)
+    at = payment_next_check_at(payment, status=status, delay=delay)
     Payment.objects.filter(pk=payment.pk).update(next_check_at=at)
 
 

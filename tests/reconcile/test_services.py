@@ -172,7 +172,10 @@ def test_a_killed_workers_lock_and_claim_expire_and_the_next_run_proceeds(sim, s
     try:
         assert wait_until(lambda: redis_client.exists(conf.LOCK_KEY) or worker.poll() is not None, 30)
         assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
-        assert wait_until(lambda: Payment.objects.get(order=order).last_checked_at is not None, WAIT)
+        # Its claim (a lease, set just before the call) shows it reached the payment; the call's start is
+        # recorded only once the call ends.
+        claimed = timezone.now() + timedelta(seconds=5)
+        assert wait_until(lambda: Payment.objects.get(order=order).next_check_at > claimed, WAIT)
     finally:
         worker.kill()
         worker.wait(10)
