@@ -1,7 +1,8 @@
 """Benchmark: one reconcile run shared by 1, then 2, real qcluster workers, on PostgreSQL, against the simulator.
 
-Starts a throw-away PostgreSQL (paywatch_dev/postgres.py), redis-server and
-simulator (status API latency 50 ms by default), creates N pending payments
+Starts a throw-away PostgreSQL (paywatch_dev/postgres.py; durable: every commit
+flushed, as production runs it), redis-server and simulator (status API
+latency 50 ms by default), creates N pending payments
 and their Midtrans transactions, then for each worker count: makes every
 payment due, starts that many ``manage.py qcluster`` processes (one worker
 process each, ``--concurrency`` threads per chunk), dispatches one run from
@@ -59,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="paywatch-bench-") as tmp, PostgresCluster() as pg:
+    with tempfile.TemporaryDirectory(prefix="paywatch-bench-") as tmp, PostgresCluster(durable=True) as pg:
         redis = start_redis(tmp)
         sim = start_simulator(tmp, notify_url="http://127.0.0.1:9/unused", server_key=SERVER_KEY)
         try:
@@ -111,8 +112,8 @@ class Bench:
         self.sim_config(status_latency_ms=self.args.latency_ms)
 
         print(f"machine: {machine()} (shared with other test runs while measured)")
-        print(f"PostgreSQL; status latency {self.args.latency_ms} ms; {self.args.concurrency} threads per chunk; "
-              f"chunks of {self.args.chunk_size}; one worker process per qcluster")
+        print(f"PostgreSQL (durable); status latency {self.args.latency_ms} ms; {self.args.concurrency} threads per "
+              f"chunk; chunks of {self.args.chunk_size}; one worker process per qcluster")
         print(f"{'workers':>7} {'ceiling':>8} {'payments':>8} {'wall s':>7} {'payments/s':>10} "
               f"{'busiest s (slots)':>17} {'(call starts)':>13} {'(at simulator)':>14}")
         walls = {}
