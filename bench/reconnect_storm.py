@@ -61,7 +61,6 @@ import math
 import os
 import random
 import re
-import secrets
 import signal
 import socket
 import subprocess
@@ -92,7 +91,9 @@ from bench.webhook_throughput import (  # noqa: E402
     cpu_ticks,
     create_pending_orders,
     machine_busy_ticks,
+    server_env,
     settlement_body,
+    stop_everything,
 )
 from paywatch_dev.postgres import scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, start_redis  # noqa: E402
@@ -597,30 +598,13 @@ def main(argv: list[str] | None = None) -> int:
     redis = start_redis(workdir)
     try:
         database_url, cluster = scratch_database(args.database, workdir)
-        env = {
-            "DJANGO_SETTINGS_MODULE": "project.settings",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url or "",
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "MIDTRANS_SERVER_KEY": SERVER_KEY,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "LOG_LEVEL": args.log_level,
-            "PYTHONPATH": str(ROOT),
-        }
+        env = server_env(database_url, redis.url or "", args.log_level)
         # Migrate, and set Django up in this process against the same database (its own log lines are not wanted).
         prepare_database({**env, "LOG_LEVEL": "WARNING"}, 0)
         sock = listen_socket()
         return asyncio.run(run(args, sock, env, workdir, cluster, procs))
     finally:
-        close_connections()
-        for proc in procs:
-            proc.stop()
-        redis.stop()
-        if cluster is not None:
-            cluster.stop()
-        if not args.keep:
-            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+        stop_everything([*procs, redis], cluster, None if args.keep else workdir)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
 from bench.push_latency import AMOUNT, pct, prepare_database, raise_fd_limit  # noqa: E402
-from paywatch_dev.postgres import scratch_database  # noqa: E402
+from paywatch_dev.postgres import PostgresCluster, scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, free_port, start_redis  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH-KEY"
@@ -200,6 +200,26 @@ def start_front(workdir: Path, web_port: int) -> Front:
     process = nginx_process(workdir, site, logs, {"PATH": os.environ["PATH"]},
                             ready_url=f"http://localhost:{http_port}{WEBHOOK_PATH}", worker_connections=8192)
     return Front(process.start(), https_port, cert)
+
+
+def server_env(database_url: str, redis_url: str, log_level: str, **extra: str) -> dict[str, str]:
+    """Return the daphnes' environment: production's settings (DEBUG off) on the bench's database and Redis."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "project.settings", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+        "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "MIDTRANS_SERVER_KEY": SERVER_KEY,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": log_level, "PYTHONPATH": str(ROOT), **extra,
+    }
+
+
+def stop_everything(processes: list[ServerProcess], cluster: PostgresCluster | None, workdir: Path | None) -> None:
+    """Close this process's connections, stop the servers in order and the cluster; remove ``workdir`` if given."""
+    close_connections()
+    for process in processes:
+        process.stop()
+    if cluster is not None:
+        cluster.stop()
+    if workdir is not None:
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
 
 
 def cpu_ticks(pid: int) -> int:
@@ -829,18 +849,7 @@ def main(argv: list[str] | None = None) -> int:
     front: Front | None = None
     try:
         database_url, cluster = scratch_database(args.database, Path(args.db_dir or workdir))
-        env = {
-            "DJANGO_SETTINGS_MODULE": "project.settings",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url or "",
-            "CHANNEL_LAYER": args.layer,
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "MIDTRANS_SERVER_KEY": SERVER_KEY,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "LOG_LEVEL": args.log_level,
-            "PYTHONPATH": str(ROOT),
-        }
+        env = server_env(database_url, redis.url or "", args.log_level, CHANNEL_LAYER=args.layer)
         # Migrates (manage.py migrate) and sets Django up in this process, against the same database.
         prepare_database(env, 0)
         sock, daphnes = start_daphnes(args.processes, env, workdir, proxied=args.nginx)
@@ -863,16 +872,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warning: {d.name} died:\n{d.log_tail()}", file=sys.stderr)
         return code
     finally:
-        close_connections()
-        if front is not None:
-            front.process.stop()
-        for d in daphnes:
-            d.stop()
-        redis.stop()
-        if cluster is not None:
-            cluster.stop()
-        if not args.keep:
-            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+        stop_everything([*([front.process] if front else []), *daphnes, redis], cluster, None if args.keep else workdir)
 
 
 if __name__ == "__main__":
