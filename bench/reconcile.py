@@ -1,21 +1,21 @@
 """Benchmark: one reconcile run shared by 1, then 2, real qcluster workers, on PostgreSQL, against the simulator.
 
-Starts a throw-away PostgreSQL (paywatch_dev/postgres.py; durable: every commit
-flushed, as production runs it), redis-server and simulator (status API
-latency 50 ms by default), creates N pending payments
-and their Midtrans transactions, then for each worker count: makes every
-payment due, starts that many ``manage.py qcluster`` processes (one worker
-process each, ``--concurrency`` threads per chunk), dispatches one run from
-this process (the coordinator) and times it until every chunk is done.
-Prints the wall time, the speed-up of the last count over the first, and —
-in a last pass under a ceiling low enough to bind — the busiest second's
-calls, counted three ways: the slots the shared budget granted (Redis), the
-calls' own start times (``last_checked_at``), and the requests the simulator
-logged.
+Starts a throw-away PostgreSQL (paywatch_dev/postgres.py; durable: every
+commit flushed, as production runs it), redis-server and simulator (status
+API latency 50 ms by default), creates N pending payments and their Midtrans
+transactions, then for each worker count: makes every payment due, starts
+that many ``manage.py qcluster`` processes (``--q-workers`` worker processes
+each, one by default; ``--concurrency`` threads per chunk), dispatches one
+run from this process (the coordinator) and times it until every chunk is
+done. Prints the wall time, the speed-up of the last count over the first,
+and — in a last pass under a ceiling low enough to bind — the busiest
+second's calls, counted three ways: the slots the shared budget granted
+(Redis), the calls' own start times (``last_checked_at``), and the requests
+the simulator logged.
 
-    .venv/bin/python bench/reconcile.py [--workers 1,2] [--count 10000] [--latency-ms 50] [--concurrency 16]
-        [--chunk-size 100] [--max-calls-per-second 2000] [--binding-ceiling 100] [--binding-count 2000]
-        [--profile PATH]   # py-spy (raw) of one worker during the last speed run
+    .venv/bin/python bench/reconcile.py [--workers 1,2] [--q-workers 1] [--count 10000] [--latency-ms 50]
+        [--concurrency 16] [--chunk-size 100] [--max-calls-per-second 2000] [--binding-ceiling 100]
+        [--binding-count 2000] [--profile PATH]   # py-spy (raw) of one worker during the last speed run
 """
 
 import argparse
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="qcluster counts to run, in order (default 1,2)")
     parser.add_argument("--count", type=int, default=10_000, help="due payments per run (default 10000)")
     parser.add_argument("--latency-ms", type=int, default=50, help="simulator status API latency")
+    parser.add_argument("--q-workers", type=int, default=1, help="worker processes per qcluster (Q_WORKERS)")
     parser.add_argument("--concurrency", type=int, default=16, help="threads per chunk (RECONCILE_CONCURRENCY)")
     parser.add_argument("--chunk-size", type=int, default=100)
     parser.add_argument("--max-calls-per-second", type=float, default=2000.0,
@@ -85,7 +86,7 @@ class Bench:
             "MIDTRANS_SNAP_API_URL": f"{self.sim_url}/snap/v1",
             "LOG_LEVEL": "WARNING",
             "RECONCILE_CONCURRENCY": str(args.concurrency),
-            "Q_WORKERS": "1",
+            "Q_WORKERS": str(args.q_workers),
             "PYTHONPATH": str(ROOT),
         }
         os.environ.update(self.env)
@@ -113,7 +114,7 @@ class Bench:
 
         print(f"machine: {machine()} (shared with other test runs while measured)")
         print(f"PostgreSQL (durable); status latency {self.args.latency_ms} ms; {self.args.concurrency} threads per "
-              f"chunk; chunks of {self.args.chunk_size}; one worker process per qcluster")
+              f"chunk; chunks of {self.args.chunk_size}; {self.args.q_workers} worker process(es) per qcluster")
         print(f"{'workers':>7} {'ceiling':>8} {'payments':>8} {'wall s':>7} {'payments/s':>10} "
               f"{'busiest s (slots)':>17} {'(call starts)':>13} {'(at simulator)':>14}")
         walls = {}
