@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.gc_thresholds:
             env["GC_THRESHOLDS"] = args.gc_thresholds
         daphne = [sys.executable, "-m", "daphne", "--ping-interval", str(args.ping_interval),
-                  "--access-log", "/dev/null"]
+                  "--websocket_connect_timeout", "30", "--access-log", "/dev/null"]
         web = ServerProcess(
             "daphne", [*daphne, "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
             workdir, url=f"http://127.0.0.1:{port}", ready=http_ready(f"http://127.0.0.1:{port}/healthz"),

@@ -97,6 +97,7 @@ from bench.webhook_throughput import (  # noqa: E402
 )
 from paywatch_dev.postgres import scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, start_redis  # noqa: E402
+from paywatch_dev.stack import DAPHNE_OPTIONS  # noqa: E402
 
 MAX_PER_ORDER = 20  # WEBSOCKET_MAX_PER_ORDER's default
 STOP_WAIT_SECONDS = 20.0  # deploy/supervisor: stopwaitsecs of the web processes
@@ -315,7 +316,7 @@ def listen_socket() -> socket.socket:
 
 def daphne(name: str, sock: socket.socket, env: dict[str, str], workdir: Path) -> ServerProcess:
     """Return (unstarted) one daphne on the shared socket, ready once it polls that socket."""
-    args = [sys.executable, "-m", "daphne", "--ping-interval", "60", "--access-log", "/dev/null",
+    args = [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS,
             "--fd", str(sock.fileno()), "project.asgi:application"]
     proc = ServerProcess(name, args, workdir, env=env, cwd=ROOT, timeout=90, pass_fds=(sock.fileno(),))
     proc.ready = accepting_on(lambda: proc.proc.pid if proc.proc else 0, os.fstat(sock.fileno()).st_ino)

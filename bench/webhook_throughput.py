@@ -74,6 +74,7 @@ from bench.machine import machine  # noqa: E402
 from bench.push_latency import AMOUNT, pct, prepare_database, raise_fd_limit  # noqa: E402
 from paywatch_dev.postgres import PostgresCluster, scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, free_port, start_redis  # noqa: E402
+from paywatch_dev.stack import DAPHNE_OPTIONS  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH-KEY"
 WEBHOOK_PATH = "/payments/midtrans/notification"
@@ -165,7 +166,7 @@ def start_daphnes(count: int, env: dict[str, str], workdir: Path,
     daphnes = []
     for k in range(count):
         # The Procfile's command, with the shared socket instead of -b/-p.
-        args = [sys.executable, "-m", "daphne", "--ping-interval", "60", "--access-log", "/dev/null",
+        args = [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS,
                 *(["--proxy-headers"] if proxied else []), "--fd", str(sock.fileno()), "project.asgi:application"]
         proc = ServerProcess(f"daphne-{k}", args, workdir, env=env, cwd=ROOT, timeout=90,
                              pass_fds=(sock.fileno(),))

@@ -18,6 +18,12 @@ SERVER_KEY = "SB-Mid-server-TEST-KEY"
 TOKEN_IN_URL = re.compile(r"(?:(?<![\w.%-])|%3F|%26)t(?:=|%3D)[A-Za-z0-9_-]{32}", re.IGNORECASE)
 
 
+# Daphne's options as the Procfile and deploy/supervisor run it (tests/deploy/test_layout.py keeps them equal).
+# --websocket_connect_timeout: daphne's 5 s dropped handshakes queued behind a burst (a deploy's
+# reconnects) after their database read; the page then reconnected, and read again.
+DAPHNE_OPTIONS = ("--ping-interval", "60", "--websocket_connect_timeout", "30", "--access-log", "/dev/null")
+
+
 class Stack:
     """Real web (daphne), simulator and worker processes sharing the test database."""
 
@@ -59,8 +65,8 @@ class Stack:
         """Start daphne on the stack's fixed port and wait until /healthz answers."""
         self.web = ServerProcess(
             "daphne",
-            [sys.executable, "-m", "daphne", "--ping-interval", "60", "--access-log", "/dev/null",
-             "-b", "127.0.0.1", "-p", str(self.web_port), "project.asgi:application"],
+            [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(self.web_port),
+             "project.asgi:application"],
             self.workdir, url=self.web_url, ready=http_ready(f"{self.web_url}/healthz"), env=self.env, cwd=ROOT,
             port=self.web_port,
         ).start()
@@ -79,7 +85,7 @@ class Stack:
         port = free_port()
         return ServerProcess(
             f"daphne-{name}-{port}",
-            [sys.executable, "-m", "daphne", "--access-log", "/dev/null", "-b", "127.0.0.1", "-p", str(port),
+            [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(port),
              "project.asgi:application"],
             self.workdir, url=f"http://127.0.0.1:{port}", ready=tcp_ready("127.0.0.1", port),
             env={**self.env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env}, cwd=ROOT, port=port,

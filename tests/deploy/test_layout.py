@@ -42,3 +42,12 @@ def test_render_names_a_missing_value_and_leaves_nginx_variables_alone() -> None
     assert render.render("a ${ONE} $host", {"ONE": "1"}) == "a 1 $host"
     with pytest.raises(KeyError, match="TWO"):
         render.render("${ONE} ${TWO}", {"ONE": "1"})
+
+
+def test_the_tests_and_benches_run_daphne_with_productions_options() -> None:
+    """The Procfile, deploy/'s supervisor program and the test stack start daphne with the same options."""
+    from paywatch_dev.stack import DAPHNE_OPTIONS
+
+    options = " ".join(DAPHNE_OPTIONS)
+    assert options in (ROOT / "Procfile").read_text()
+    assert options in (ROOT / "deploy" / "supervisor" / "paywatch.conf.template").read_text()
