@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import machine  # noqa: E402
 from paywatch_dev.postgres import scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, free_port, http_ready, start_redis, start_simulator  # noqa: E402
+from paywatch_dev.stack import DAPHNE_OPTIONS  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
 AMOUNT = "10000.00"
@@ -327,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         orders = prepare_database(env, args.watchers + 1)
         if args.gc_thresholds:
             env["GC_THRESHOLDS"] = args.gc_thresholds
-        daphne = [sys.executable, "-m", "daphne", "--ping-interval", str(args.ping_interval),
-                  "--websocket_connect_timeout", "30", "--access-log", "/dev/null"]
+        # Production's options; a later --ping-interval wins (daphne's argparse keeps the last).
+        daphne = [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "--ping-interval", str(args.ping_interval)]
         web = ServerProcess(
             "daphne", [*daphne, "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
             workdir, url=f"http://127.0.0.1:{port}", ready=http_ready(f"http://127.0.0.1:{port}/healthz"),

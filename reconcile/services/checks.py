@@ -94,7 +94,7 @@ def notification_reapply(*, event: PaymentEvent, run: Run) -> str:
     try:
         observation = observation_from_payload(json.loads(event.raw_body))
         payment = checkout_selectors.payment_for_order_number(observation.order_id)
-        # payment_observe may confirm a reversal with the status API: that is a call.
+        # payment_apply_with_confirmation may confirm a reversal with the status API: that is a call.
         if not run.permit():
             return "no_permit"
         transition = payment_services.payment_apply_with_confirmation(
