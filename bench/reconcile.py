@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--binding-ceiling", type=float, default=100.0, help="ceiling for the last pass")
     parser.add_argument("--binding-count", type=int, default=2000, help="payments in the last pass")
     parser.add_argument("--profile", default=None, help="write a py-spy raw profile of one worker here")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="profile only the samples that hold the GIL (the worker's own CPU)")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
 
@@ -149,7 +151,8 @@ class Bench:
             os.environ["RECONCILE_MAX_CALLS_PER_SECOND"] = str(ceiling)
             if profile:
                 py_spy = str(Path(sys.executable).with_name("py-spy"))
-                spy = subprocess.Popen([py_spy, "record", "--nonblocking", "--format", "raw", "--subprocesses",
+                gil = ["--gil"] if self.args.profile_gil else []
+                spy = subprocess.Popen([py_spy, "record", "--nonblocking", "--format", "raw", "--subprocesses", *gil,
                                         "--rate", "50", "-o", profile, "--pid", str(procs[0].proc.pid)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)  # py-spy attaches

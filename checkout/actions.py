@@ -26,6 +26,7 @@ from checkout.errors import ApplicationError, GatewayError, GatewayRejected, Tra
 from checkout.models import EventOutcome, EventSource, Payment, Refund, RefundStatus
 from checkout.services import events as event_services
 from checkout.services import payments as payment_services
+from checkout.statements import payment_locked
 from checkout.states import ACTIONS, PaymentAction, actions_for
 
 logger = logging.getLogger("paywatch.payments")
@@ -144,7 +145,7 @@ def _refund_claim(*, payment_id: int, amount: Decimal | None, reason: str, again
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                payment = Payment.objects.select_for_update().select_related("order").get(pk=payment_id)
+                payment = payment_locked(pk=payment_id)
                 _check_allowed(payment, PaymentAction.REFUND)
                 return _refund_row(payment, amount, reason, again)
         except IntegrityError:

@@ -31,6 +31,7 @@ from checkout.observations import Observation
 from checkout.services import events
 from checkout.services.events import raw_json, stored_headers
 from checkout.signals import payment_status_changed
+from checkout.statements import payment_locked, row_insert, row_update
 from checkout.states import CLOSED_UNPAID_STATUSES, PaymentStatus, decide, payment_status_for
 from checkout.text import clean_text, fit
 
@@ -68,7 +69,7 @@ def payment_apply_observation(
     caller asked Midtrans's status API); otherwise the transition comes back
     with ``needs_confirmation`` and nothing changes.
     """
-    payment = Payment.objects.select_for_update().select_related("order").get(pk=payment_id)
+    payment = payment_locked(pk=payment_id)
     return _apply_locked(payment, observation, source=source, event=PaymentEvent(pk=event_id), confirmed=confirmed)
 
 
@@ -94,8 +95,7 @@ def payment_notification_apply(
     """
     with transaction.atomic():
         try:
-            payment = (Payment.objects.select_for_update().select_related("order")
-                       .get(order__number=observation.order_id))
+            payment = payment_locked(order_number=observation.order_id)
         except Payment.DoesNotExist:
             raise UnknownOrder(f"unknown order {observation.order_id}", {"order_id": observation.order_id}) from None
         event = PaymentEvent(
@@ -125,12 +125,12 @@ def _apply_locked(
             "transaction_status": fit(PaymentEvent, "transaction_status", observation.transaction_status),
             "fraud_status": fit(PaymentEvent, "fraud_status", observation.fraud_status),
         }
+        for name, value in fields.items():
+            setattr(event, name, value)
         if event.pk is None:
-            for name, value in fields.items():
-                setattr(event, name, value)
-            event.save(force_insert=True)
+            row_insert(event)
         else:
-            PaymentEvent.objects.filter(pk=event.pk).update(**fields)
+            row_update(event, fields)
         metrics.observations.labels(source=source, outcome=outcome).inc()
         return Transition(event.pk, outcome, before, payment.status, payment.version, needs_confirmation,
                           payment.pk)
@@ -158,7 +158,7 @@ def _apply_locked(
             details_changed.append("version")
             transaction.on_commit(lambda: _announce_change(payment, order, source, event.pk))
         if details_changed:  # a duplicate that only repeats what is stored writes nothing but its event
-            payment.save(update_fields=[*details_changed, "updated_at"])
+            row_update(payment, [*details_changed, "updated_at"])
         return finish(EventOutcome.DUPLICATE, "status unchanged")
     decision = decide(before, target, order.status)
     if not decision.allowed:
@@ -180,10 +180,10 @@ def _apply_locked(
     if target == PaymentStatus.SUCCESS and payment.paid_at is None:
         payment.paid_at = timezone.now()
         changed.append("paid_at")
-    payment.save(update_fields=changed)
+    row_update(payment, changed)
     if order.status != decision.order_status:
         order.status = decision.order_status
-        order.save(update_fields=["status", "updated_at"])
+        row_update(order, ["status", "updated_at"])
     transition = finish(EventOutcome.APPLIED, f"{before} → {target}")
     event_id = transition.event_id
     logger.info(
@@ -248,7 +248,7 @@ def payment_ask_midtrans(*, payment: Payment, source: str, next_check: NextCheck
     answer = {"source": source, "raw_body": raw_json(observation.raw), "payload": observation.raw}
     try:
         with transaction.atomic():
-            locked = Payment.objects.select_for_update().select_related("order").get(pk=payment.pk)
+            locked = payment_locked(pk=payment.pk)
             event = events.payment_event_new(payment=locked, **answer)
             # The status API is the confirmation itself: no second call for a reversal.
             transition = _apply_locked(locked, observation, source=source, event=event, confirmed=True)
@@ -262,10 +262,12 @@ def payment_ask_midtrans(*, payment: Payment, source: str, next_check: NextCheck
 
 def _record_check(payment: Payment, *, asked_at: datetime, next_check: NextCheck | None = None) -> None:
     """Record that Midtrans was asked about ``payment`` at ``asked_at``, and when to ask next (``next_check``)."""
-    fields = {"last_checked_at": asked_at}
+    payment.last_checked_at = asked_at
+    fields = ["last_checked_at"]
     if next_check is not None:
-        fields["next_check_at"] = next_check(payment)
-    Payment.objects.filter(pk=payment.pk).update(**fields)
+        payment.next_check_at = next_check(payment)
+        fields.append("next_check_at")
+    row_update(payment, fields)
 
 
 def _copy_details(payment: Payment, observation: Observation) -> list[str]:

@@ -97,3 +97,34 @@ def test_checkout_renumbers_an_order_whose_number_midtrans_already_knows(sim, ma
     order.refresh_from_db()
     assert order.number != taken and payment.redirect_url
     assert sim.sim_order(order.number)["finish_url"].endswith(f"/orders/{order.number}/?t={order.access_token}")
+
+
+def test_the_session_takes_the_proxy_from_the_environment_once(monkeypatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.shop.example:3128")
+    monkeypatch.setenv("NO_PROXY", "app.sandbox.midtrans.com")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/shop/ca.pem")
+    session = gateway.TimeoutSession((1, 1), base_urls=("https://api.sandbox.midtrans.com",
+                                                        "https://app.sandbox.midtrans.com/snap"))
+    assert session.proxies == {"https://api.sandbox.midtrans.com": "http://proxy.shop.example:3128"}
+    assert session.verify == "/etc/shop/ca.pem"
+    # What requests would otherwise look up again on every call: the environment is not read any more.
+    assert session.trust_env is False
+    monkeypatch.delenv("HTTPS_PROXY")
+    settings = session.merge_environment_settings("https://api.sandbox.midtrans.com/v2/X/status", {}, None, None, None)
+    assert settings["proxies"]["https://api.sandbox.midtrans.com"] == "http://proxy.shop.example:3128"
+
+
+def test_calls_go_through_the_proxy_resolved_at_start(sim, settings, monkeypatch) -> None:
+    """A proxy named in the environment when the clients are made carries the calls; NO_PROXY still exempts a host."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(sim.sim_url).hostname
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setattr(gateway._local, "key", None, raising=False)
+    with pytest.raises(GatewayUnavailable, match="unreachable"):
+        gateway.transaction_status(new_id())  # the call went to the (dead) proxy, not to the simulator
+    monkeypatch.setenv("NO_PROXY", host)
+    monkeypatch.setattr(gateway._local, "key", None)
+    with pytest.raises(TransactionNotFound):
+        gateway.transaction_status(new_id())  # NO_PROXY honoured: straight to the simulator
