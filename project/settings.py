@@ -119,9 +119,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.b
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
 
-    if env.bool("DATABASE_SERVER_SIDE_BINDING", default=False):
-        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
-
     from project.dbpool import forget_inherited_pools
 
     os.register_at_fork(after_in_child=forget_inherited_pools)
