@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
+from bench.webhook_throughput import pyspy_record, summarize_profile  # noqa: E402
 from paywatch_dev.postgres import scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, free_port, http_ready, start_redis, start_simulator  # noqa: E402
 from paywatch_dev.stack import DAPHNE_OPTIONS  # noqa: E402
@@ -67,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-dir", default=None,
                         help="directory for the scratch SQLite file (e.g. /dev/shm to take disk syncs out)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument("--profile", default=None,
+                        help="write a py-spy raw profile (GIL holder) of daphne while the webhooks fire, and sum it up")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, database)")
     return parser.parse_args(argv)
 
@@ -250,9 +253,13 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
 
     count = int(args.rate * args.duration)
     plan = build_plan([n for n, _ in distinct], shared_number, count, watchers_per, rec)
+    spy = pyspy_record(daphne_pid, args.duration, Path(args.profile)) if args.profile else None
     fire_start = time.perf_counter()
     await fire(port, plan, args.rate, rec)
     fire_s = time.perf_counter() - fire_start
+    if spy is not None:
+        spy.wait(30)
+        print(summarize_profile(Path(args.profile).read_text()), file=sys.stderr)
     rec.firing_done = True
     if rec.outstanding > 0:
         try:

@@ -67,7 +67,8 @@ def main() -> None:
         redis = start_redis(tmp)
         sim = start_simulator(tmp, notify_url="http://127.0.0.1:9/unused", server_key=SERVER_KEY)
         try:
-            Bench(args, Path(tmp), database_url=pg.url, redis_url=str(redis.url), sim=sim).run(counts)
+            pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+            Bench(args, Path(tmp), database_url=pg.url, redis_url=str(redis.url), sim=sim, pg_pid=pg_pid).run(counts)
         finally:
             sim.stop()
             redis.stop()
@@ -75,8 +76,8 @@ def main() -> None:
 
 class Bench:
     def __init__(self, args: argparse.Namespace, tmp: Path, *, database_url: str, redis_url: str,
-                 sim: ServerProcess) -> None:
-        self.args, self.tmp, self.sim, self.sim_url = args, tmp, sim, str(sim.url)
+                 sim: ServerProcess, pg_pid: int) -> None:
+        self.args, self.tmp, self.sim, self.sim_url, self.pg_pid = args, tmp, sim, str(sim.url), pg_pid
         self.env = {
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "SECRET_KEY": secrets.token_urlsafe(50),
@@ -118,7 +119,8 @@ class Bench:
         print(f"PostgreSQL (durable); status latency {self.args.latency_ms} ms; {self.args.concurrency} threads per "
               f"chunk; chunks of {self.args.chunk_size}; {self.args.q_workers} worker process(es) per qcluster")
         print(f"{'workers':>7} {'ceiling':>8} {'payments':>8} {'wall s':>7} {'payments/s':>10} "
-              f"{'busiest s (slots)':>17} {'(call starts)':>13} {'(at simulator)':>14}")
+              f"{'busiest s (slots)':>17} {'(call starts)':>13} {'(at simulator)':>14}   "
+              "CPU ms per payment: workers postgres simulator")
         walls = {}
         for n, workers in enumerate(counts):
             profile = self.args.profile if n == len(counts) - 1 else None
@@ -157,6 +159,9 @@ class Bench:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)  # py-spy attaches
             sim_lines = self.sim.log_path.stat().st_size
+            parts = {"workers": [proc.proc.pid for proc in procs], "postgres": [self.pg_pid],
+                     "simulator": [self.sim.proc.pid]}
+            cpu_before = cpu_seconds_by_part(parts)
             first_second = int(client().time()[0])
             t0 = time.monotonic()
             summary = reconcile_dispatch(budget_seconds=3600, max_calls_per_second=ceiling,
@@ -170,6 +175,7 @@ class Bench:
                     break
                 poll.wait(0.05)
             wall = time.monotonic() - t0
+            cpu = {part: (used - cpu_before[part]) * 1000 / count for part, used in cpu_seconds_by_part(parts).items()}
             last_second = int(client().time()[0])
         finally:
             if spy is not None:
@@ -184,7 +190,7 @@ class Bench:
                          Payment.objects.filter(pk__in=due).values_list("last_checked_at", flat=True))
         at_sim = self.sim_busiest_second(sim_lines)
         print(f"{workers:>7} {ceiling:>8g} {count:>8} {wall:>7.1f} {count / wall:>10.0f} {slots:>17} "
-              f"{max(starts.values()):>13} {at_sim:>14}", flush=True)
+              f"{max(starts.values()):>13} {at_sim:>14}   " + " ".join(f"{ms:.2f}" for ms in cpu.values()), flush=True)
         return wall
 
     def sim_busiest_second(self, offset: int) -> int:
@@ -196,6 +202,34 @@ class Bench:
 
     def sim_config(self, **config: object) -> None:
         requests.post(f"{self.sim_url}/sim/config", json=config, timeout=10).raise_for_status()
+
+
+def cpu_seconds_by_part(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each part: the processes in ``roots`` and all their descendants.
+
+    Wall times on these shared cores vary by half from run to run; the CPU a
+    check costs each part is the steadier figure (docs/benchmarks.md).
+    """
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    hz = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for part, pids in roots.items():
+        members, frontier = set(pids), set(pids)
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - members
+            members |= frontier
+        totals[part] = sum(ticks.get(pid, 0) for pid in members) / hz
+    return totals
 
 
 def wait_for_clusters(pids: set[int], timeout: float = 60.0) -> None:
