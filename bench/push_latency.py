@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine  # noqa: E402
-from bench.webhook_throughput import pyspy_record, summarize_profile  # noqa: E402
 from paywatch_dev.postgres import scratch_database  # noqa: E402
 from paywatch_dev.servers import ServerProcess, free_port, http_ready, start_redis, start_simulator  # noqa: E402
 from paywatch_dev.stack import DAPHNE_OPTIONS  # noqa: E402
@@ -253,6 +252,8 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
 
     count = int(args.rate * args.duration)
     plan = build_plan([n for n, _ in distinct], shared_number, count, watchers_per, rec)
+    from bench.webhook_throughput import pyspy_record, summarize_profile  # it imports this module
+
     spy = pyspy_record(daphne_pid, args.duration, Path(args.profile)) if args.profile else None
     fire_start = time.perf_counter()
     await fire(port, plan, args.rate, rec)
