@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=50.0, help="webhooks per second (open loop)")
     parser.add_argument("--duration", type=float, default=40.0, help="seconds of webhooks (> 20 s crosses a ping)")
     parser.add_argument("--layer", choices=["pubsub", "core"], default="pubsub")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="daphne processes on one shared socket (WEB_CONCURRENCY, as supervisor runs them)")
     parser.add_argument("--connect-concurrency", type=int, default=200, help="handshakes in flight at once")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for late deliveries")
     parser.add_argument("--gc-thresholds", default="",
@@ -328,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
-    web = None
+    web, webs = None, []
     simulator = start_simulator(workdir, notify_url=f"http://127.0.0.1:{port}/payments/midtrans/notification",
                                 server_key=SERVER_KEY)
     env["MIDTRANS_CORE_API_URL"] = simulator.url or ""
@@ -338,11 +340,20 @@ def main(argv: list[str] | None = None) -> int:
             env["GC_THRESHOLDS"] = args.gc_thresholds
         # Production's options; a later --ping-interval wins (daphne's argparse keeps the last).
         daphne = [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "--ping-interval", str(args.ping_interval)]
-        web = ServerProcess(
-            "daphne", [*daphne, "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
-            workdir, url=f"http://127.0.0.1:{port}", ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
-            env=env, cwd=ROOT, port=port, timeout=60,
-        ).start()
+        if args.processes > 1:
+            from bench.webhook_throughput import start_daphnes  # it imports this module
+
+            listening, webs = start_daphnes(args.processes, env, workdir)
+            port = listening.getsockname()[1]
+            listening.close()  # the daphnes hold their own copies
+            web = webs[0]
+        else:
+            web = ServerProcess(
+                "daphne", [*daphne, "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+                workdir, url=f"http://127.0.0.1:{port}", ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
+                env=env, cwd=ROOT, port=port, timeout=60,
+            ).start()
+            webs = [web]
         assert web.proc is not None
         random.seed(1)
         if args.client_gc == "off":
@@ -351,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             gc.disable()
         result = asyncio.run(run(args, port, orders, web.proc.pid))
     finally:
-        if web is not None:
-            web.stop()
+        for process in webs:
+            process.stop()
         simulator.stop()
         redis.stop()
         if cluster is not None:

@@ -25,11 +25,14 @@ class WebhookGate:
     came after a hop to a request thread and the whole middleware chain, so
     at twice the knee even the 503s queued for a second (docs/benchmarks.md).
     Nothing is read or stored: Midtrans sends it again. The count lives on
-    the event loop's thread, so it needs no lock.
+    the event loop's thread, so it needs no lock. Admitted notifications go to
+    ``webhook_app`` (settings.WEBHOOK_MIDDLEWARE's shorter chain) when given.
     """
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]],
+                 webhook_app: Callable[..., Awaitable[None]] | None = None) -> None:
         self.app = app
+        self.webhook_app = webhook_app or app
         self.in_flight = 0
         self.refused = 0
         self._logged_at = 0.0
@@ -44,7 +47,7 @@ class WebhookGate:
             return await self._refuse(send)
         self.in_flight += 1
         try:
-            return await self.app(scope, receive, send)
+            return await self.webhook_app(scope, receive, send)
         finally:
             self.in_flight -= 1
 

@@ -17,6 +17,7 @@ refuse_to_start_on_errors()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from checkout.gate import WebhookGate  # noqa: E402
 from project.accesslog import AccessLogMiddleware  # noqa: E402
@@ -27,7 +28,7 @@ application = AccessLogMiddleware(
     ProtocolTypeRouter(
         {
             # Past the knee, a quick 503 for notifications before any thread or middleware (checkout/webhook.py).
-            "http": WebhookGate(django_asgi_app),
+            "http": WebhookGate(django_asgi_app, webhook_app=get_asgi_application(settings.WEBHOOK_MIDDLEWARE)),
             "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
         }
     )

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponseBase
@@ -41,10 +42,26 @@ MAX_IDLE_THREADS = 64
 class SyncChainASGIHandler(ASGIHandler):
     """An ASGIHandler whose middleware chain is loaded in sync mode and entered once per request."""
 
-    def __init__(self) -> None:
+    def __init__(self, middleware: list[str] | None = None) -> None:
         BaseHandler.__init__(self)
-        self.load_middleware(is_async=False)
+        self._load_chain(middleware)
         self._idle: list[ThreadPoolExecutor] = []  # touched only on the event loop's thread
+
+    def _load_chain(self, middleware: list[str] | None) -> None:
+        """Load ``middleware`` (default: settings.MIDDLEWARE) in sync mode.
+
+        Django's loader reads only settings.MIDDLEWARE: another chain is lent
+        to it for the time it takes to load, at start-up, before any request.
+        """
+        if middleware is None:
+            self.load_middleware(is_async=False)
+            return
+        saved = settings.MIDDLEWARE
+        settings.MIDDLEWARE = middleware
+        try:
+            self.load_middleware(is_async=False)
+        finally:
+            settings.MIDDLEWARE = saved
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one HTTP request on a reused request thread."""
@@ -66,9 +83,9 @@ class SyncChainASGIHandler(ASGIHandler):
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
-def get_asgi_application() -> SyncChainASGIHandler:
+def get_asgi_application(middleware: list[str] | None = None) -> SyncChainASGIHandler:
     """Set Django up and return the handler (django.core.asgi.get_asgi_application's counterpart)."""
     import django
 
     django.setup(set_prefix=False)
-    return SyncChainASGIHandler()
+    return SyncChainASGIHandler(middleware)

@@ -69,6 +69,18 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+# The Midtrans webhook's own chain (checkout.gate routes it there): what a JSON answer to a server needs —
+# metrics, the headers every answer carries, the 503 for a failing backing service. No session, locale,
+# CSRF (the view is exempt), auth, messages, CSP or static files: a fifth of daphne's CPU per notification
+# went through a chain built for pages (docs/benchmarks.md, "Webhook throughput").
+WEBHOOK_MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "project.middleware.ServiceUnavailableMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
 ROOT_URLCONF = "project.urls"
 ASGI_APPLICATION = "project.asgi.application"
 

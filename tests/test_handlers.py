@@ -57,3 +57,26 @@ def test_requests_one_after_another_reuse_one_request_thread(handler, db):
 def test_an_async_view_still_works(handler, db):
     answer = asyncio.run(HttpCommunicator(handler, "GET", "/async").get_response(timeout=10))
     assert (answer["status"], answer["body"]) == (200, b"async ok")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_webhook_takes_its_own_short_chain_and_pages_the_whole_one(make_order):
+    """Through the real application: the notification skips the pages' middleware, keeps the shared headers."""
+    from project.asgi import application
+
+    host = [(b"host", b"127.0.0.1")]
+
+    async def both() -> tuple[dict, dict]:
+        webhook = await HttpCommunicator(application, "POST", "/payments/midtrans/notification", body=b"{",
+                                         headers=[*host, (b"content-type", b"application/json")]).get_response(10)
+        page = await HttpCommunicator(application, "GET", "/", headers=host).get_response(10)
+        return webhook, page
+
+    webhook, page = asyncio.run(both())
+    webhook_headers, page_headers = ({k.decode().lower(): v for k, v in answer["headers"]} for answer in (webhook, page))
+    assert webhook["status"] == 400 and b"not valid JSON" in webhook["body"]  # the view still answers
+    for shared in ("x-content-type-options", "x-frame-options"):
+        assert shared in webhook_headers and shared in page_headers
+    # The page's chain sets CSP and varies by language; the webhook's has neither.
+    assert "content-security-policy" in page_headers and "content-security-policy" not in webhook_headers
+    assert b"Accept-Language" in page_headers.get("vary", b"") and "vary" not in webhook_headers
