@@ -73,7 +73,8 @@ def test_the_webhook_takes_its_own_short_chain_and_pages_the_whole_one(make_orde
         return webhook, page
 
     webhook, page = asyncio.run(both())
-    webhook_headers, page_headers = ({k.decode().lower(): v for k, v in answer["headers"]} for answer in (webhook, page))
+    webhook_headers, page_headers = ({k.decode().lower(): v for k, v in answer["headers"]}
+                                     for answer in (webhook, page))
     assert webhook["status"] == 400 and b"not valid JSON" in webhook["body"]  # the view still answers
     for shared in ("x-content-type-options", "x-frame-options"):
         assert shared in webhook_headers and shared in page_headers
