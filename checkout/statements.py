@@ -144,7 +144,7 @@ def _compile_insert(model: type[Model], using: str) -> _Write:
 def row_update(instance: Model, names: Iterable[str]) -> None:
     """UPDATE the named columns of a stored instance, as ``save(update_fields=...)`` does (auto_now included)."""
     model = type(instance)
-    names = tuple(names)
+    names = tuple(dict.fromkeys(names))  # a column named twice is written once, as save() does
     using = instance._state.db or router.db_for_write(model, instance=instance)
     connection = connections[using]
     write: _Write = _once(("update", using, model, names), lambda: _compile_update(model, using, names))
