@@ -4,8 +4,9 @@ Each input that touches a payment (a notification, a reconcile check, a
 refresh) runs the same few statements: the locking read of the payment with
 its order, the event's INSERT, and an UPDATE of the columns that changed.
 Compiling them was most of the ORM's cost on the hot path
-(docs/benchmarks.md, "Reconcile across workers": the locking read with its
-join and the 19-column INSERT cost more to compile than to run). Their SQL
+(docs/benchmarks.md, "Compiled statements…": Django compiling SQL was a
+fifth of a reconcile worker's CPU, the locking read with its join and the
+19-column INSERT first). Their SQL
 depends only on the model, the columns and the database, so Django's own
 compilers produce it on first use and it is reused after; values are still
 prepared by each field (``pre_save``, ``get_db_prep_save``: auto_now, JSON,
