@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=40.0, help="seconds of webhooks (> 20 s crosses a ping)")
     parser.add_argument("--layer", choices=["pubsub", "core"], default="pubsub")
     parser.add_argument("--processes", type=int, default=1,
-                        help="daphne processes on one shared socket (WEB_CONCURRENCY, as supervisor runs them)")
+                        help="daphne processes on one shared socket (WEB_CONCURRENCY, as supervisor runs them); "
+                             "above 1 they run production's options exactly, --ping-interval aside")
     parser.add_argument("--connect-concurrency", type=int, default=200, help="handshakes in flight at once")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for late deliveries")
     parser.add_argument("--gc-thresholds", default="",

@@ -155,7 +155,7 @@ def row_update(instance: Model, names: Iterable[str]) -> None:
 
 
 def _compile_update(model: type[Model], using: str, names: tuple[str, ...]) -> _Write:
-    # Written here rather than by Django's UpdateQuery, which inlines NULL for a None value: no one shape per columns.
+    # Not Django's UpdateQuery: it writes a None as a literal NULL, so one set of columns would compile to many SQLs.
     quote = connections[using].ops.quote_name
     fields = tuple(model._meta.get_field(name) for name in names)
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)

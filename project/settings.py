@@ -71,8 +71,8 @@ MIDDLEWARE = [
 
 # The Midtrans webhook's own chain (checkout.gate routes it there): what a JSON answer to a server needs —
 # metrics, the headers every answer carries, the 503 for a failing backing service. No session, locale,
-# CSRF (the view is exempt), auth, messages, CSP or static files: a fifth of daphne's CPU per notification
-# went through a chain built for pages (docs/benchmarks.md, "Webhook throughput").
+# CSRF (the view is exempt), auth, messages, CSP or static files: the whole chain, built for pages, was
+# 12.5 % of daphne's own time per notification (docs/benchmarks.md, "Compiled statements…").
 WEBHOOK_MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",

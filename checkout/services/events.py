@@ -12,6 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from checkout.models import EventOutcome, Payment, PaymentEvent
+from checkout.statements import row_insert
 from checkout.text import clean_text, fit
 
 # What is kept of a body nobody vouches for (forged, unknown order, malformed):
@@ -28,9 +29,7 @@ _UNTRUSTED_HEADER_CHARS = 256
 
 def payment_event_record(**fields: Any) -> PaymentEvent:
     """Store an input before anything is done with it (its own commit); ``fields`` are ``payment_event_new``'s."""
-    event = payment_event_new(**fields)
-    event.save(force_insert=True)
-    return event
+    return row_insert(payment_event_new(**fields))
 
 
 def payment_event_new(
