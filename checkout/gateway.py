@@ -1,65 +1,32 @@
 """The one way to talk to Midtrans: midtransclient with timeouts, pooling and our errors.
 
 ``midtransclient`` makes bare ``requests.request`` calls with no timeout and no
-connection reuse; we hand it a pooled session that always sets a timeout, point
-its base URLs at settings (so the local simulator can stand in), and translate
-its exceptions. Never log ``ApiConfig``: its repr contains the server key.
+connection reuse; we hand it ``checkout.transport.MidtransTransport`` instead
+(pooled, always timed, the environment read once), point its base URLs at
+settings (so the local simulator can stand in), and translate its
+exceptions. Never log ``ApiConfig``: its repr contains the server key.
 """
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import midtransclient
 import requests
 from django.conf import settings
 from midtransclient.config import ApiConfig
 from midtransclient.error_midtrans import JSONDecodeError, MidtransAPIError
-from requests.adapters import HTTPAdapter
 
 from checkout import metrics
 from checkout.errors import GatewayRejected, GatewayUnavailable, TransactionNotFound
 from checkout.observations import Observation, observation_from_payload
+from checkout.transport import MidtransTransport
 
 logger = logging.getLogger("paywatch.gateway")
-
-
-class TimeoutSession(requests.Session):
-    """A pooled session that never waits forever, and reads the environment once, not on every call.
-
-    With ``trust_env`` on, requests looks up the proxy variables (scanning the
-    whole environment), NO_PROXY, ~/.netrc and the CA bundle variables again
-    for every request: an eighth of a reconcile worker's CPU
-    (docs/benchmarks.md). Here the proxy for each of ``base_urls`` (Midtrans's
-    two hosts, NO_PROXY honoured) and the CA bundle are resolved when the
-    session is made, so a merchant behind a proxy is still served by it;
-    ~/.netrc is never read (midtransclient sends the server key itself).
-    """
-
-    def __init__(self, timeout: tuple[float, float], pool_size: int = 32, base_urls: tuple[str, ...] = ()) -> None:
-        super().__init__()
-        self.timeout = timeout
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
-        self.trust_env = False
-        for url in base_urls:
-            parts = urlsplit(url)
-            found = requests.utils.get_environ_proxies(url)  # {} when NO_PROXY covers the host
-            proxy = found.get(parts.scheme) or found.get("all")
-            if proxy and parts.hostname:
-                self.proxies[f"{parts.scheme}://{parts.hostname}"] = proxy
-        self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, **kwargs)
 
 
 class _Config(ApiConfig):
@@ -78,23 +45,39 @@ class SnapTransaction:
     redirect_url: str
 
 
-_local = threading.local()
+_lock = threading.Lock()
+_made: dict[tuple[Any, ...], tuple[midtransclient.Snap, midtransclient.CoreApi]] = {}
 
 
 def _clients() -> tuple[midtransclient.Snap, midtransclient.CoreApi]:
-    """Return this thread's clients (requests.Session is not shared across threads)."""
+    """Return this process's clients for the current settings (one transport, shared by every thread).
+
+    Every reconcile chunk's threads are new ones: sharing the clients lets
+    them reuse the pooled connections instead of each opening its own.
+    """
     cfg = settings.MIDTRANS
-    key = tuple(cfg[name] for name in ("SERVER_KEY", "CORE_API_URL", "SNAP_API_URL", "CONNECT_TIMEOUT", "READ_TIMEOUT"))
-    if getattr(_local, "key", None) != key:
-        session = TimeoutSession((cfg["CONNECT_TIMEOUT"], cfg["READ_TIMEOUT"]),
-                                 base_urls=(cfg["CORE_API_URL"], cfg["SNAP_API_URL"]))
-        snap = midtransclient.Snap(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])
-        core = midtransclient.CoreApi(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])
-        for client in (snap, core):
-            client.api_config = _Config(cfg["IS_PRODUCTION"], cfg["SERVER_KEY"], cfg["CLIENT_KEY"])
-            client.http_client.http_client = session
-        _local.key, _local.clients = key, (snap, core)
-    return _local.clients
+    key = tuple(cfg[name] for name in ("IS_PRODUCTION", "SERVER_KEY", "CLIENT_KEY", "CORE_API_URL", "SNAP_API_URL",
+                                       "CONNECT_TIMEOUT", "READ_TIMEOUT"))
+    made = _made.get(key)
+    if made is None:
+        with _lock:
+            made = _made.get(key)
+            if made is None:
+                made = _make_clients(cfg)
+                _made.clear()  # settings changed (tests): only the current clients are kept
+                _made[key] = made
+    return made
+
+
+def _make_clients(cfg: dict[str, Any]) -> tuple[midtransclient.Snap, midtransclient.CoreApi]:
+    transport = MidtransTransport((cfg["CONNECT_TIMEOUT"], cfg["READ_TIMEOUT"]),
+                                  base_urls=(cfg["CORE_API_URL"], cfg["SNAP_API_URL"]))
+    snap = midtransclient.Snap(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])
+    core = midtransclient.CoreApi(is_production=cfg["IS_PRODUCTION"], server_key=cfg["SERVER_KEY"])
+    for client in (snap, core):
+        client.api_config = _Config(cfg["IS_PRODUCTION"], cfg["SERVER_KEY"], cfg["CLIENT_KEY"])
+        client.http_client.http_client = transport
+    return snap, core
 
 
 @contextmanager

@@ -26,6 +26,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     server: SimulatorServer
     protocol_version = "HTTP/1.1"
     server_version = "MidtransSimulator/1.0"
+    # The headers and the body leave in two writes: with Nagle on, the body waits for the client's delayed
+    # ACK of the headers, which added 40 ms to every answer on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")

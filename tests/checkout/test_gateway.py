@@ -72,11 +72,24 @@ def test_unreachable_midtrans_is_unavailable(settings) -> None:
         gateway.transaction_status("INV-NOWHERE")
 
 
-def test_the_client_gets_a_pooled_session_with_a_timeout(settings) -> None:
+def test_every_thread_shares_one_pooled_transport_with_a_timeout(settings) -> None:
+    import threading
+
+    from checkout.transport import MidtransTransport
+
     snap, core = gateway._clients()
-    session = core.http_client.http_client
-    assert isinstance(session, gateway.TimeoutSession) and session is snap.http_client.http_client
-    assert session.timeout == (settings.MIDTRANS["CONNECT_TIMEOUT"], settings.MIDTRANS["READ_TIMEOUT"])
+    transport = core.http_client.http_client
+    assert isinstance(transport, MidtransTransport) and transport is snap.http_client.http_client
+    assert (transport.timeout.connect_timeout, transport.timeout.read_timeout) == (
+        settings.MIDTRANS["CONNECT_TIMEOUT"], settings.MIDTRANS["READ_TIMEOUT"])
+    # A reconcile chunk's threads are new ones each time: they must reuse the pooled connections.
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(gateway._clients()))
+    thread.start()
+    thread.join()
+    assert seen == [(snap, core)]
+    settings.MIDTRANS = {**settings.MIDTRANS, "READ_TIMEOUT": 1.5}
+    assert gateway._clients()[1].http_client.http_client.timeout.read_timeout == 1.5  # new settings, new clients
 
 
 @pytest.mark.django_db(transaction=True)
@@ -99,19 +112,16 @@ def test_checkout_renumbers_an_order_whose_number_midtrans_already_knows(sim, ma
     assert sim.sim_order(order.number)["finish_url"].endswith(f"/orders/{order.number}/?t={order.access_token}")
 
 
-def test_the_session_takes_the_proxy_from_the_environment_once(monkeypatch) -> None:
+def test_the_transport_takes_the_proxy_and_ca_bundle_from_the_environment_once(monkeypatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.shop.example:3128")
     monkeypatch.setenv("NO_PROXY", "app.sandbox.midtrans.com")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/shop/ca.pem")
-    session = gateway.TimeoutSession((1, 1), base_urls=("https://api.sandbox.midtrans.com",
-                                                        "https://app.sandbox.midtrans.com/snap"))
-    assert session.proxies == {"https://api.sandbox.midtrans.com": "http://proxy.shop.example:3128"}
-    assert session.verify == "/etc/shop/ca.pem"
-    # What requests would otherwise look up again on every call: the environment is not read any more.
-    assert session.trust_env is False
-    monkeypatch.delenv("HTTPS_PROXY")
-    settings = session.merge_environment_settings("https://api.sandbox.midtrans.com/v2/X/status", {}, None, None, None)
-    assert settings["proxies"]["https://api.sandbox.midtrans.com"] == "http://proxy.shop.example:3128"
+    from checkout.transport import MidtransTransport
+
+    transport = MidtransTransport((1, 1), base_urls=("https://api.sandbox.midtrans.com",
+                                                     "https://app.sandbox.midtrans.com/snap"))
+    assert transport.proxies == {"https://api.sandbox.midtrans.com": "http://proxy.shop.example:3128"}
+    assert transport.ca_certs == "/etc/shop/ca.pem"
 
 
 def test_calls_go_through_the_proxy_resolved_at_start(sim, settings, monkeypatch) -> None:
@@ -121,10 +131,10 @@ def test_calls_go_through_the_proxy_resolved_at_start(sim, settings, monkeypatch
     host = urlsplit(sim.sim_url).hostname
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("NO_PROXY", "")
-    monkeypatch.setattr(gateway._local, "key", None, raising=False)
+    monkeypatch.setattr(gateway, "_made", {})
     with pytest.raises(GatewayUnavailable, match="unreachable"):
         gateway.transaction_status(new_id())  # the call went to the (dead) proxy, not to the simulator
     monkeypatch.setenv("NO_PROXY", host)
-    monkeypatch.setattr(gateway._local, "key", None)
+    monkeypatch.setattr(gateway, "_made", {})
     with pytest.raises(TransactionNotFound):
         gateway.transaction_status(new_id())  # NO_PROXY honoured: straight to the simulator
