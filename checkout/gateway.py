@@ -8,6 +8,7 @@ exceptions. Never log ``ApiConfig``: its repr contains the server key.
 """
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,8 +57,9 @@ def _clients() -> tuple[midtransclient.Snap, midtransclient.CoreApi]:
     them reuse the pooled connections instead of each opening its own.
     """
     cfg = settings.MIDTRANS
-    key = tuple(cfg[name] for name in ("IS_PRODUCTION", "SERVER_KEY", "CLIENT_KEY", "CORE_API_URL", "SNAP_API_URL",
-                                       "CONNECT_TIMEOUT", "READ_TIMEOUT"))
+    # The pid: a forked child (django-q2's workers) must not share its parent's pooled sockets.
+    key = (os.getpid(), *(cfg[name] for name in ("IS_PRODUCTION", "SERVER_KEY", "CLIENT_KEY", "CORE_API_URL",
+                                                 "SNAP_API_URL", "CONNECT_TIMEOUT", "READ_TIMEOUT")))
     made = _made.get(key)
     if made is None:
         with _lock:

@@ -138,3 +138,18 @@ def test_calls_go_through_the_proxy_resolved_at_start(sim, settings, monkeypatch
     monkeypatch.setattr(gateway, "_made", {})
     with pytest.raises(TransactionNotFound):
         gateway.transaction_status(new_id())  # NO_PROXY honoured: straight to the simulator
+
+
+def test_a_forked_child_makes_its_own_transport() -> None:
+    """django-q2 forks its workers: a child must not write on the sockets its parent pooled."""
+    import os
+
+    parent = gateway._clients()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it got new clients, then leave at once
+        os.write(write, b"new" if gateway._clients()[1] is not parent[1] else b"same")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 8) == b"new"
+    assert gateway._clients() is parent  # the parent keeps its own
