@@ -6,7 +6,7 @@ import threading
 import pytest
 from asgiref.sync import iscoroutinefunction
 from channels.testing import HttpCommunicator
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from project.handlers import SyncChainASGIHandler
@@ -23,7 +23,16 @@ async def async_view(request):
     return HttpResponse("async ok")
 
 
-urlpatterns = [path("where", where), path("async", async_view)]
+def stream(request):
+    async def ticks():
+        while True:
+            yield b"tick"
+            await asyncio.sleep(0.05)
+
+    return StreamingHttpResponse(ticks())
+
+
+urlpatterns = [path("where", where), path("async", async_view), path("stream", stream)]
 
 
 @pytest.fixture
@@ -52,6 +61,66 @@ def test_requests_one_after_another_reuse_one_request_thread(handler, db):
     assert asyncio.run(two()) == [200, 200]
     assert len(seen) == 2 and seen[0] == seen[1] and seen[0].startswith("request")
     assert seen[0] != threading.current_thread().name
+
+
+def test_a_request_with_its_signals_is_one_hop_to_its_thread(handler, db, monkeypatch):
+    """request_started, the chain and request_finished run on the request's thread in one hop (Django makes three)."""
+    from django.core.signals import request_finished, request_started
+
+    from project import handlers
+
+    hops, threads = [], []
+
+    def counted(fn, **kwargs):
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return real(fn, **kwargs)
+
+    def started(**kwargs):
+        threads.append(("started", threading.current_thread().name))
+
+    def finished(**kwargs):
+        threads.append(("finished", threading.current_thread().name))
+
+    real = handlers.sync_to_async
+    monkeypatch.setattr(handlers, "sync_to_async", counted)
+    request_started.connect(started)
+    request_finished.connect(finished)
+    seen.clear()
+    try:
+        answer = asyncio.run(HttpCommunicator(handler, "GET", "/where").get_response(timeout=10))
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert answer["status"] == 200 and len(hops) == 1
+    assert [name for name, _ in threads] == ["started", "finished"]
+    assert {thread for _, thread in threads} == {seen[0]}  # the view's own thread
+
+
+def test_a_streamed_response_stops_when_the_client_leaves(handler, db):
+    """A stream is not closed early: it is sent as it comes, and closed (request_finished) once the client is gone."""
+    from django.core.signals import request_finished
+
+    finished = []
+
+    def on_finished(**kwargs):
+        finished.append(True)
+
+    async def scenario() -> list[bytes]:
+        communicator = HttpCommunicator(handler, "GET", "/stream")
+        await communicator.send_input({"type": "http.request", "body": b""})
+        start = await communicator.receive_output(timeout=10)
+        first = await communicator.receive_output(timeout=10)
+        assert not finished  # still streaming
+        await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(timeout=10)
+        return [start["status"], first["body"]]
+
+    request_finished.connect(on_finished)
+    try:
+        assert asyncio.run(scenario()) == [200, b"tick"]
+    finally:
+        request_finished.disconnect(on_finished)
+    assert finished == [True]
 
 
 def test_an_async_view_still_works(handler, db):
