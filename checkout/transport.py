@@ -86,8 +86,13 @@ class MidtransTransport:
 
     def request(self, method: str, url: str, *, auth: Any = None, data: str | bytes | None = None,
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                timeout: tuple[float, float] | None = None, **ignored: Any) -> Answer:
-        """Make one call as ``requests.request`` would (``proxies`` and ``allow_redirects`` are ignored)."""
+                **ignored: Any) -> Answer:
+        """Make one call as ``requests.request`` would, with this transport's timeout.
+
+        midtransclient's ``proxies`` and ``allow_redirects`` are ignored: the
+        proxies were resolved when the transport was made, and redirects are
+        never followed.
+        """
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
         sent = {"accept-encoding": "gzip, deflate", **(headers or {})}
@@ -97,9 +102,7 @@ class MidtransTransport:
         parts = urlsplit(url)
         pool = self._via.get(f"{parts.scheme}://{parts.hostname}", self._direct)
         try:
-            answer = pool.request(method.upper(), url, body=body, headers=sent, redirect=False,
-                                  timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]) if timeout
-                                  else self.timeout)
+            answer = pool.request(method.upper(), url, body=body, headers=sent, redirect=False)
         except u3.ReadTimeoutError as exc:
             raise requests.ReadTimeout(exc) from exc
         except u3.NewConnectionError as exc:  # before ConnectTimeoutError, which it subclasses

@@ -117,3 +117,12 @@ def test_a_proxy_from_the_environment_gets_the_calls_with_its_credentials(server
     assert headers["Proxy-Authorization"] == "Basic c2hvcDpzM2NyZXQ="
     # What is kept to show (README, logs) names the proxy, not its password.
     assert transport.proxies == {"http://api.midtrans.example": f"http://127.0.0.1:{server.server_address[1]}"}
+
+
+def test_a_socks_proxy_is_refused_with_a_clear_error(monkeypatch) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+    monkeypatch.setenv("NO_PROXY", "")
+    with pytest.raises(ImproperlyConfigured, match="socks5"):
+        MidtransTransport((2, 2), base_urls=("https://api.midtrans.example",))
