@@ -9,3 +9,6 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         from project import checks  # noqa: F401 (registers the checks)
+        from project.daphne_log import silence_twisted_access_log
+
+        silence_twisted_access_log()

@@ -259,6 +259,7 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+LOGGING_CONFIG = "project.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
