@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="postgresql: a throw-away cluster (paywatch_dev/postgres.py), as production runs")
     parser.add_argument("--db-dir", default=None,
                         help="directory for the scratch SQLite file (e.g. /dev/shm to take disk syncs out)")
+    parser.add_argument("--watched-check-seconds", type=int, default=30,
+                        help="daphne's WATCHED_CHECK_SECONDS (production's 30; 0 turns the fast lane off)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     parser.add_argument("--profile", default=None,
                         help="write a py-spy raw profile (GIL holder) of daphne while the webhooks fire, and sum it up")
@@ -329,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "WEBSOCKET_MAX_PER_ORDER": str(args.shared + 1),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",
+        "WATCHED_CHECK_SECONDS": str(args.watched_check_seconds),
         "PYTHONPATH": str(ROOT),
     }
     web, webs = None, []

@@ -5,15 +5,21 @@ ran a full collection every few seconds in daphne, each pausing every socket
 and request for 80-160 ms: most of the push latency's p99. Freezing what
 exists after start-up (Django, the URL conf, the app registry) takes it out of
 every later collection; a young generation of 2,000 keeps each minor pause
-under 5 ms (50,000 made them 35-40 ms), and rare older collections keep the
-20-30 ms ones to one every ~15 s under load. Cycles are still collected.
-Measured in docs/benchmarks.md; GC_THRESHOLDS overrides it.
+under 5 ms (50,000 made them 35-40 ms). The middle generation is collected
+every 10 young collections, not 100: an open socket's objects (its consumer's
+coroutines, futures, queue, headers: ~64 each) stay young until such a
+collection promotes them, and at 2,500 sockets a process, after a burst of
+connections, one every 100 held the GIL for 94-148 ms of CPU; every 10, for
+5-21 ms. Full collections stay as rare as before (every 200 million net
+allocations: 10,000 x 10 x 2,000): with thousands of sockets one takes
+300-600 ms. Cycles are still collected. Measured in docs/benchmarks.md;
+GC_THRESHOLDS overrides it.
 """
 
 import gc
 import os
 
-DEFAULT_THRESHOLDS = (2_000, 100, 1_000)
+DEFAULT_THRESHOLDS = (2_000, 10, 10_000)
 
 
 def tune_gc() -> tuple[int, ...]:
