@@ -10,9 +10,9 @@ every 10 young collections, not 100: an open socket's objects (its consumer's
 coroutines, futures, queue, headers: ~64 each) stay young until such a
 collection promotes them, and at 2,500 sockets a process, after a burst of
 connections, one every 100 held the GIL for 94-148 ms of CPU; every 10, for
-5-43 ms (half under 15). Full collections stay as rare as before (every 200 million net
-allocations: 10,000 x 10 x 2,000): with thousands of sockets one takes
-300-600 ms. Cycles are still collected. Measured in docs/benchmarks.md;
+5-43 ms (half under 15). Full collections stay as rare as before (every
+200 million net allocations: 10,000 x 10 x 2,000): with thousands of
+sockets one takes 300-600 ms. Cycles are still collected. Measured in docs/benchmarks.md;
 GC_THRESHOLDS overrides it.
 """
 
