@@ -9,8 +9,11 @@ then fires signed notifications at a fixed (open-loop) rate. Every webhook is
 a real change (payments alternate pending -> failed -> pending, which the state
 machine allows for a Snap order), and every 10th goes to the shared order.
 
-Prints p50/p95/p99 from the webhook request's start to each watcher's receipt,
-the webhook requests' own latency, delivered/sent, and daphne's RSS. Run it
+Prints p50/p95/p99 from the webhook request's start to each watcher's receipt
+(also split: distinct orders, one socket each, and the shared order's fan-out),
+the webhook requests' own latency, delivered/sent, each daphne's CPU while the
+webhooks fire (``--rate 1`` makes that the cost of the open pages' pings), and
+daphne's RSS. Run it
 long enough to cross daphne's 20 s keepalive ping (the default duration does).
 
     .venv/bin/python bench/push_latency.py --watchers 1000 --layer pubsub
@@ -234,7 +237,7 @@ def build_plan(distinct: list[str], shared: str, count: int, watchers_per: dict[
     return plan
 
 
-async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]], daphne_pid: int) -> dict:
+async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]], daphne_pids: list[int]) -> dict:
     rec = Recorder()
     stop = asyncio.Event()
     ready: asyncio.Queue = asyncio.Queue()
@@ -245,6 +248,7 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
     watchers_per = {n: 1 for n, _ in distinct}
     watchers_per[shared_number] = args.shared
 
+    daphne_pid = daphne_pids[0]
     rss_before = rss_kib(daphne_pid)
     connect_start = time.perf_counter()
     tasks = [asyncio.create_task(watcher(f"{base}/{n}/?t={t}", n, rec, ready, gate, stop, args.heartbeat))
@@ -257,12 +261,15 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
 
     count = int(args.rate * args.duration)
     plan = build_plan([n for n, _ in distinct], shared_number, count, watchers_per, rec)
-    from bench.webhook_throughput import pyspy_record, summarize_profile  # it imports this module
+    from bench.webhook_throughput import cpu_ticks, pyspy_record, summarize_profile  # it imports this module
 
     spy = pyspy_record(daphne_pid, args.duration, Path(args.profile)) if args.profile else None
+    ticks = [cpu_ticks(pid) for pid in daphne_pids]
     fire_start = time.perf_counter()
     await fire(port, plan, args.rate, rec)
     fire_s = time.perf_counter() - fire_start
+    cpu = [round((cpu_ticks(pid) - before) / os.sysconf("SC_CLK_TCK") / fire_s * 100, 1)
+           for pid, before in zip(daphne_pids, ticks, strict=True)]
     if spy is not None:
         spy.wait(30)
         print(summarize_profile(Path(args.profile).read_text()), file=sys.stderr)
@@ -284,6 +291,16 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
         for t in times[: rec.expected.get(key, 0)]
     ]
     expected = sum(rec.expected.values())
+    by_kind = {kind: [(t - rec.sent[key]) * 1000 for key, times in rec.received.items()
+                      if key in rec.sent and (key[0] == shared_number) == (kind == "shared")
+                      for t in times[: rec.expected.get(key, 0)]] for kind in ("distinct", "shared")}
+    # A socket skips a version it never showed when a later one reached it first (a resync, a faster
+    # broadcast): missing here, though the page shows the newer state.
+    newest: dict[str, int] = defaultdict(int)
+    for number, version in rec.received:
+        newest[number] = max(newest[number], version)
+    superseded = sum(count - len(rec.received.get(key, [])) for key, count in rec.expected.items()
+                     if len(rec.received.get(key, [])) < count and newest[key[0]] > key[1])
     # Worst seconds of the run (by p99 of the webhooks sent in that second), to see
     # whether tails line up with daphne's keepalive pings (20 s after each connect).
     buckets: dict[int, list[float]] = defaultdict(list)
@@ -300,6 +317,9 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
         "deliveries_expected": expected, "deliveries": len(latencies),
         "push_ms": {q: round(pct(latencies, q), 1) for q in (50, 95, 99)} | {"max": round(max(latencies), 1)}
         if latencies else {},
+        "push_ms_by_order": {kind: {q: round(pct(values, q), 1) for q in (50, 99)} for kind, values in by_kind.items()},
+        "missing_superseded": superseded,
+        "daphne_cpu_pct": cpu,
         "webhook_ms": {q: round(pct(rec.webhook_ms, q), 1) for q in (50, 95, 99)}
         | {"mean": round(statistics.fmean(rec.webhook_ms), 1)},
         "connect_s": round(connect_s, 1),
@@ -364,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             import gc
 
             gc.disable()
-        result = asyncio.run(run(args, port, orders, web.proc.pid))
+        result = asyncio.run(run(args, port, orders, [w.proc.pid for w in webs if w.proc is not None]))
     finally:
         for process in webs:
             process.stop()
@@ -392,11 +412,16 @@ def print_report(r: dict) -> None:
     print(f"layer           {r['layer']}; database {r['database']}; {r['watchers']} watchers on distinct orders "
           f"+ {r['shared']} on one order")
     print(f"webhooks        {r['webhooks']} at {r['rate']:g}/s over {r['duration_s']} s; answers {r['webhook_status']}")
-    print(f"delivered       {r['deliveries']}/{r['deliveries_expected']}; unexpected closes {r['unexpected_closes']}")
+    print(f"delivered       {r['deliveries']}/{r['deliveries_expected']} ({r['missing_superseded']} of the missing "
+          f"superseded: a later version reached the socket first); unexpected closes {r['unexpected_closes']}")
     if push:
         print(f"push latency    p50 {push[50]} ms  p95 {push[95]} ms  p99 {push[99]} ms  max {push['max']} ms")
+        split = r["push_ms_by_order"]
+        print(f"  by order      distinct orders p50 {split['distinct'][50]} / p99 {split['distinct'][99]} ms; "
+              f"the shared order's fan-out p50 {split['shared'][50]} / p99 {split['shared'][99]} ms")
     print(f"webhook latency p50 {hook[50]} ms  p95 {hook[95]} ms  p99 {hook[99]} ms  mean {hook['mean']} ms")
     print(f"connect         {r['connect_s']} s for all sockets")
+    print(f"daphne CPU      {' + '.join(f'{c:g}' for c in r['daphne_cpu_pct'])} % of a core while firing")
     worst = ", ".join(f"{w['second']} s: {w['p99_ms']} ms" for w in r["worst_seconds"])
     print(f"worst seconds   {worst} (p99 by second of the run; daphne's first pings "
           f"{r['first_pings_at_s'][0]}-{r['first_pings_at_s'][1]} s)")

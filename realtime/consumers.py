@@ -6,12 +6,14 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from checkout import selectors
 from realtime import presence, versions
 from realtime.groups import order_group
+from realtime.unavailable import TRY_AGAIN_LATER, UNAVAILABLE
 from reconcile import watched
 
 logger = logging.getLogger("paywatch.realtime")
@@ -41,6 +43,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
     joined: bool = False
     version: int = 0
     watcher: Any = None  # the watched fast lane's task while this page is open
+    beat: "asyncio.Task[None] | None" = None  # the ping being answered
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -49,10 +52,28 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
             # A stopping daphne (every deploy) cancels its consumers without
             # disconnect(): uncount the socket, or the order's reconnecting pages
             # find its entry for STALE_SECONDS and the excess is refused with 4429.
+            self._stop_beat()
             await watched.stop(self.watcher)
             if self.group is not None:
                 await presence.leave_together(self.group, self.channel_name)
             raise
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Run the message's handler at once, without Channels' hop to close old database connections first.
+
+        Channels makes that hop (``aclose_old_connections``, a ``sync_to_async``
+        call on the process's one thread-sensitive thread) before every
+        message: each ping, each broadcast. So a push waited behind whatever
+        ran on that thread (the version read of a window, a snapshot), a fan-out
+        to N sockets queued N hops there, and at 5,000 pinging pages the hops
+        were a tenth of daphne's CPU (docs/benchmarks.md). Every database read
+        here goes through ``database_sync_to_async``, which closes old
+        connections around the read itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         number = self.scope["url_route"]["kwargs"]["number"]
@@ -93,6 +114,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
+        self._stop_beat()
         await watched.stop(self.watcher)
         if self.group is None:
             return
@@ -111,8 +133,25 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not (isinstance(content, dict) and content.get("type") == "ping") or self.number is None:
             return
-        await presence.refresh(self.group, self.channel_name)
-        await self.heartbeat(_shown_version(content.get("version")))
+        if self.beat is None or self.beat.done():
+            # Answered beside this socket's messages, not before them: a consumer handles one message at
+            # a time, and a push waited out the ping's read window. A ping arriving while one is being
+            # answered is answered by that pong (any message tells the page the socket is alive).
+            self.beat = asyncio.ensure_future(self._answer_ping(_shown_version(content.get("version"))))
+
+    async def _answer_ping(self, shown: int) -> None:
+        try:
+            await self.heartbeat(shown)
+        except UNAVAILABLE as exc:  # as realtime.unavailable does for the consumer's own failures
+            logger.warning("Websocket closed with 1013: %s", type(exc).__name__, extra={"order": self.number})
+            await self.close(code=TRY_AGAIN_LATER)
+        except Exception:
+            logger.exception("Answering a ping failed", extra={"order": self.number})
+            await self.close(code=1011)
+
+    def _stop_beat(self) -> None:
+        if self.beat is not None:
+            self.beat.cancel()
 
     async def heartbeat(self, shown: int) -> None:
         """Answer a ping with the order's version, and the status itself when the page is behind.
@@ -121,7 +160,9 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
         dropped under load) reach an open page by its next ping: the page says
         which version it shows, and one indexed read says whether that is old.
         """
+        refreshed = presence.refresh(self.group, self.channel_name)  # the socket is seen: it still counts
         current = await versions.current_version(self.number)
+        await asyncio.shield(refreshed)
         if current is None:
             return
         await self.send_json({"type": "pong", "version": current})

@@ -74,12 +74,51 @@ async def admit(group: str, channel: str) -> bool:
     return True
 
 
-async def refresh(group: str, channel: str) -> None:
-    """Mark a socket as seen now (on each client ping); best effort."""
+# How long a ping's refresh waits for others to share its Redis round trip (the pong waits as long).
+REFRESH_WINDOW_SECONDS = 0.2
+
+
+class _Refreshes:
+    """The sockets of this event loop seen in the current window, written to Redis in one pipeline."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, dict[str, float]] = {}
+        self.written: asyncio.Future[None] | None = None
+
+
+_refreshes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Refreshes]" = weakref.WeakKeyDictionary()
+
+
+def refresh(group: str, channel: str) -> "asyncio.Future[None]":
+    """Mark a socket as seen now (on each client ping); best effort, shared with the window's other pings.
+
+    At 5,000 open pages a round trip per ping was a fifth of the pings'
+    cost (docs/benchmarks.md); the window's pings share one pipeline. The
+    returned future is done when the window has been written (or failed):
+    shield it to await, since it is shared.
+    """
+    loop = asyncio.get_running_loop()
+    batch = _refreshes.setdefault(loop, _Refreshes())
+    batch.pending.setdefault(KEY_PREFIX + group, {})[channel] = time.time()
+    if batch.written is None:
+        batch.written = loop.create_future()
+        loop.call_later(REFRESH_WINDOW_SECONDS, lambda: loop.create_task(_write_refreshes(batch)))
+    return batch.written
+
+
+async def _write_refreshes(batch: _Refreshes) -> None:
+    pending, written = batch.pending, batch.written
+    batch.pending, batch.written = {}, None
     try:
-        await _client().zadd(KEY_PREFIX + group, {channel: time.time()}, xx=True)
+        async with _client().pipeline(transaction=False) as pipe:
+            for key, members in pending.items():
+                pipe.zadd(key, members, xx=True)  # xx: a socket already pruned or gone is not brought back
+            await pipe.execute()
     except (RedisError, OSError):
-        pass  # a missed refresh only ages the entry; the next ping tries again
+        pass  # a missed refresh only ages the entries; the next ping tries again
+    finally:
+        if written is not None and not written.done():
+            written.set_result(None)
 
 
 class _Departures:

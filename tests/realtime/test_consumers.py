@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db.backends.utils import CursorWrapper
@@ -260,6 +261,33 @@ async def test_the_cap_counts_sockets_of_other_processes_but_not_stale_ones(orde
     assert await _closed_with(second) == TOO_MANY_SOCKETS
     await second.wait()
     client.delete(key)
+
+
+async def test_a_push_does_not_wait_for_the_database_thread(order, communicator):
+    """A broadcast reaches the socket while the process's thread-sensitive thread is busy (a slow read).
+
+    Channels' own dispatch hops to that thread before every message, so one
+    slow query held up every push of the process behind it.
+    """
+    comm = communicator(order.number, order.access_token)
+    snapshot = await _open(comm)
+    release, started = threading.Event(), threading.Event()
+
+    def slow_read() -> None:
+        started.set()
+        release.wait(WAIT * 2)
+
+    busy = asyncio.ensure_future(sync_to_async(slow_read, thread_sensitive=True)())
+    try:
+        assert await asyncio.to_thread(started.wait, WAIT)
+        message = {**snapshot, "type": "payment.status", "version": snapshot["version"] + 1, "source": "webhook"}
+        await get_channel_layer().group_send(order_group(order.number), message)
+        received = await comm.receive_json_from(timeout=WAIT)
+        assert not release.is_set() and received["version"] == snapshot["version"] + 1
+    finally:
+        release.set()
+        await busy
+    await comm.disconnect()
 
 
 async def test_a_ping_keeps_the_socket_counted(order, communicator, settings):
