@@ -413,7 +413,7 @@ SHAPES = [  # (name, pattern): the first that matches names a logged statement
     ("handshake/resync: order + payment by number",
      re.compile(r'^SELECT .*FROM "checkout_order" .*JOIN "checkout_payment".* WHERE "checkout_order"\."number" = ',
                 re.S)),
-    ("heartbeat: versions of a window's pings (one query per 20 ms window)",
+    ("heartbeat: versions of a window's pings (one query per window, realtime/versions.py)",
      re.compile(r'"checkout_payment"\."version" AS "version" FROM .* IN \(')),
     ("fast lane: watched payments (one query per process per tick)",
      re.compile(r'"checkout_payment"\."transaction_status" AS "transaction_status" FROM .* IN \(')),
