@@ -22,6 +22,7 @@ logger = logging.getLogger("paywatch.realtime")
 # only as 1006, and the page must tell these apart to stop reconnecting.
 FORBIDDEN = 4403
 TOO_MANY_SOCKETS = 4429
+INTERNAL_ERROR = 1011  # a bug answering a ping: the page reconnects with its backoff
 # A client's frames are pings of a few dozen bytes; anything much larger is not
 # parsed at all (deep nesting costs recursion, size costs CPU).
 MAX_FRAME_CHARS = 4096
@@ -147,7 +148,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=TRY_AGAIN_LATER)
         except Exception:
             logger.exception("Answering a ping failed", extra={"order": self.number})
-            await self.close(code=1011)
+            await self.close(code=INTERNAL_ERROR)
 
     def _stop_beat(self) -> None:
         if self.beat is not None:

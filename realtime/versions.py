@@ -14,9 +14,10 @@ from channels.db import database_sync_to_async
 
 from checkout import selectors
 
-# How long a ping waits for others to share its query. A page pings every 20-40 s and gives a pong
-# seconds, so 0.2 s is nothing to it; at 2,500 pages a process a 20 ms window shared a query (and
-# a thread hop) between two pings, 0.2 s between ~17, halving the ping's cost (docs/benchmarks.md).
+# How long a ping waits for others to share its query. A page pings every 20-40 s and waits seconds
+# for the pong (order.js: a third of its interval, at most 10 s), so 0.2 s is nothing to it; at 2,500
+# pages a process a 20 ms window shared a query (and a thread hop) between two pings, 0.2 s between
+# ~17, halving the ping's cost (docs/benchmarks.md).
 WINDOW_SECONDS = 0.2
 
 
