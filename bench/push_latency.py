@@ -285,15 +285,13 @@ async def run(args: argparse.Namespace, port: int, orders: list[tuple[str, str]]
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
-    latencies = [
-        (t - rec.sent[key]) * 1000
-        for key, times in rec.received.items() if key in rec.sent
-        for t in times[: rec.expected.get(key, 0)]
-    ]
+    by_kind: dict[str, list[float]] = {"distinct": [], "shared": []}
+    for key, times in rec.received.items():
+        if key in rec.sent:
+            kind = "shared" if key[0] == shared_number else "distinct"
+            by_kind[kind].extend((t - rec.sent[key]) * 1000 for t in times[: rec.expected.get(key, 0)])
+    latencies = by_kind["distinct"] + by_kind["shared"]
     expected = sum(rec.expected.values())
-    by_kind = {kind: [(t - rec.sent[key]) * 1000 for key, times in rec.received.items()
-                      if key in rec.sent and (key[0] == shared_number) == (kind == "shared")
-                      for t in times[: rec.expected.get(key, 0)]] for kind in ("distinct", "shared")}
     # A socket skips a version it never showed when a later one reached it first (a resync, a faster
     # broadcast): missing here, though the page shows the newer state.
     newest: dict[str, int] = defaultdict(int)

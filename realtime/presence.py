@@ -74,7 +74,8 @@ async def admit(group: str, channel: str) -> bool:
     return True
 
 
-# How long a ping's refresh waits for others to share its Redis round trip (the pong waits as long).
+# How long a ping's refresh waits for others to share its Redis round trip. The pong waits for it and for
+# the version read's window (realtime/versions.py), which opens at the same moment: keep the two equal.
 REFRESH_WINDOW_SECONDS = 0.2
 
 
