@@ -110,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layer", choices=["pubsub", "core"], default="pubsub", help="CHANNEL_LAYER")
     parser.add_argument("--log-level", default="INFO",
                         help="daphne's LOG_LEVEL (INFO, production's default: log lines cost what they do there)")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the daphnes' environment (repeatable), for experiments")
     parser.add_argument("--quick", action="store_true", help="fewer, shorter steps: under 3 minutes")
     parser.add_argument("--profile", action="store_true",
                         help="after the ramps, py-spy one daphne during a fixed-rate webhook step")
@@ -850,7 +852,8 @@ def main(argv: list[str] | None = None) -> int:
     front: Front | None = None
     try:
         database_url, cluster = scratch_database(args.database, Path(args.db_dir or workdir))
-        env = server_env(database_url, redis.url or "", args.log_level, CHANNEL_LAYER=args.layer)
+        env = server_env(database_url, redis.url or "", args.log_level, CHANNEL_LAYER=args.layer,
+                         **dict(item.split("=", 1) for item in args.server_env))
         # Migrates (manage.py migrate) and sets Django up in this process, against the same database.
         prepare_database(env, 0)
         sock, daphnes = start_daphnes(args.processes, env, workdir, proxied=args.nginx)

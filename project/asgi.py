@@ -9,6 +9,10 @@ from project.handlers import get_asgi_application  # noqa: E402
 # Django's ASGIHandler with the middleware chain entered once (project/handlers.py explains why).
 django_asgi_app = get_asgi_application()
 
+from project.dbpool import keep_web_floor  # noqa: E402
+
+keep_web_floor()
+
 from project.checks import refuse_to_start_on_errors  # noqa: E402
 
 # daphne runs no system checks itself: a SystemCheckError here (say, the

@@ -227,6 +227,9 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 # Notifications handled at once per web process; one more is answered 503 + Retry-After at once
 # (Midtrans resends it). Past the knee more concurrency only slows every answer (docs/benchmarks.md).
 WEBHOOK_MAX_IN_FLIGHT = env.int("WEBHOOK_MAX_IN_FLIGHT", default=16)
+# PostgreSQL connections a web process keeps open however quiet it is (project/dbpool.py's
+# keep_web_floor): a full gate's worth, so that a sale's first second does not wait for new sessions.
+WEB_DATABASE_POOL_MIN_SIZE = env.int("WEB_DATABASE_POOL_MIN_SIZE", default=WEBHOOK_MAX_IN_FLIGHT)
 # A broadcast never holds its caller: it is handed to the process's sender loop, given up after this
 # many seconds, and dropped (counted) when this many are pending; the heartbeat resync delivers it.
 REALTIME_BROADCAST_TIMEOUT = env.float("REALTIME_BROADCAST_TIMEOUT", default=2.0)

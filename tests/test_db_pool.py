@@ -1,6 +1,8 @@
 """PostgreSQL's connection pool: on by default, sized from the environment, never shared with a forked child."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 from django.db import connection
@@ -43,3 +45,37 @@ def test_a_forked_worker_gets_its_own_pool_and_the_parent_keeps_its_session(tran
     assert verdict == b"\x00"
     assert connection.pool is parent_pool
     assert backend_pid() > 0  # the parent's pooled session still answers
+
+
+POOL_REPORT = """
+import sys
+if sys.argv[1] == "web":
+    import project.asgi  # noqa: F401  (what daphne imports)
+else:
+    import django
+    django.setup()
+from django.db import connection
+connection.ensure_connection()
+connection.close()  # back to the pool
+connection.pool.wait(timeout=20)  # until the pool holds its floor
+print(connection.pool.get_stats()["pool_available"])
+"""
+
+
+def pool_size_after_first_use(role: str) -> int:
+    from tests.conftest import database_url_of
+
+    env = {**os.environ, "DATABASE_URL": database_url_of(connection.settings_dict),
+           "DJANGO_SETTINGS_MODULE": "project.settings", "DEBUG": "1", "WEB_DATABASE_POOL_MIN_SIZE": "12"}
+    done = subprocess.run([sys.executable, "-c", POOL_REPORT, role], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return int(done.stdout.split()[-1])
+
+
+def test_a_web_process_keeps_a_full_gate_of_connections_and_a_worker_its_small_floor(transactional_db, settings):
+    """A sale's first second must not wait for new sessions; several workers must not hold 12 each."""
+    floor = settings.DATABASES["default"]["OPTIONS"]["pool"]["min_size"]
+    assert floor < 12
+    assert pool_size_after_first_use("web") >= 12
+    assert pool_size_after_first_use("worker") <= floor + 1  # the first request may have grown it by one
