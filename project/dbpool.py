@@ -38,7 +38,9 @@ def keep_web_floor(alias: str = DEFAULT_DB_ALIAS) -> None:
     would pass Debian's max_connections of 100).
 
     A pool reads its sizes once, when it is made: this only acts before
-    this process has one (project/asgi.py calls it before any request).
+    this process has one. project/asgi.py calls it at import, before any
+    request: a process that imports the ASGI application (daphne, or a test
+    run driving it in-process) is a web process.
     """
     backend = sys.modules.get("django.db.backends.postgresql.base")
     if backend is not None and alias in backend.DatabaseWrapper._connection_pools:
