@@ -9,6 +9,8 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         from project import checks  # noqa: F401 (registers the checks)
+        from project.daphne_body import pass_bodies_through
         from project.daphne_log import silence_twisted_access_log
 
         silence_twisted_access_log()
+        pass_bodies_through()

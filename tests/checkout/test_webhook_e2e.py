@@ -69,3 +69,16 @@ def test_hostile_bodies_over_http_are_400_and_stored(stack, transactional_db, bo
     assert response.status_code == 400
     event = PaymentEvent.objects.get()
     assert event.raw_size == len(body) and "\x00" not in event.raw_body + event.order_number
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=paywatch", "multipart/form-data",
+                                          "application/x-www-form-urlencoded"])
+def test_a_body_labelled_as_a_form_upload_is_answered_by_paywatch_and_stored(stack, transactional_db,
+                                                                            content_type) -> None:
+    """Twisted under daphne used to parse such bodies itself: a broken multipart got its bare 400, nothing kept."""
+    body = b"--paywatch\r\nnot a part at all"
+    response = requests.post(stack.notify_url, data=body, headers={"Content-Type": content_type}, timeout=15)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("body is not valid JSON")
+    event = PaymentEvent.objects.get()
+    assert event.raw_size == len(body) and event.raw_body == body.decode()
