@@ -10,7 +10,8 @@ of daphne's CPU on a notification (py-spy, docs/benchmarks.md). Worse, a body
 that only claims to be multipart got Twisted's bare 400 and a disconnect:
 nothing reached the webhook, so nothing was stored. Twisted's ``Request``
 takes ``parsePOSTFormSubmission=False`` to opt out (twisted/twisted#12413; the
-pinned 26.10 has it); daphne 4.2 does not pass it, so it is passed here. Patched once, from ``ProjectConfig.ready()``.
+pinned 26.10 has it); daphne 4.2 does not pass it, so it is passed here.
+Patched once, from ``ProjectConfig.ready()``.
 """
 
 import functools
