@@ -163,7 +163,7 @@ class OrderStatusConsumer(AsyncJsonWebsocketConsumer):
         """
         refreshed = presence.refresh(self.group, self.channel_name)  # the socket is seen: it still counts
         current = await versions.current_version(self.number)
-        await asyncio.shield(refreshed)
+        await refreshed
         if current is None:
             return
         await self.send_json({"type": "pong", "version": current})

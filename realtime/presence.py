@@ -18,6 +18,9 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from realtime.batching import LoopBatch
+from realtime.versions import WINDOW_SECONDS
+
 logger = logging.getLogger("paywatch.realtime")
 
 DEFAULT_MAX_PER_ORDER = 20
@@ -75,19 +78,22 @@ async def admit(group: str, channel: str) -> bool:
 
 
 # How long a ping's refresh waits for others to share its Redis round trip. The pong waits for it and for
-# the version read's window (realtime/versions.py), which opens at the same moment: keep the two equal.
-REFRESH_WINDOW_SECONDS = 0.2
+# the version read's window, which opens at the same moment: the two are one.
+REFRESH_WINDOW_SECONDS = WINDOW_SECONDS
 
 
-class _Refreshes:
-    """The sockets of this event loop seen in the current window, written to Redis in one pipeline."""
+async def _write_refreshes(seen: dict[str, list[tuple[str, float]]]) -> dict:
+    try:
+        async with _client().pipeline(transaction=False) as pipe:
+            for key, members in seen.items():
+                pipe.zadd(key, dict(members), xx=True)  # xx: a socket already pruned or gone is not brought back
+            await pipe.execute()
+    except (RedisError, OSError):
+        pass  # a missed refresh only ages the entries; the next ping tries again
+    return {}
 
-    def __init__(self) -> None:
-        self.pending: dict[str, dict[str, float]] = {}
-        self.written: asyncio.Future[None] | None = None
 
-
-_refreshes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Refreshes]" = weakref.WeakKeyDictionary()
+_refreshes: LoopBatch[str, tuple[str, float], None] = LoopBatch(_write_refreshes, REFRESH_WINDOW_SECONDS)
 
 
 def refresh(group: str, channel: str) -> "asyncio.Future[None]":
@@ -95,69 +101,31 @@ def refresh(group: str, channel: str) -> "asyncio.Future[None]":
 
     At 5,000 open pages a round trip per ping was a fifth of the pings'
     cost (docs/benchmarks.md); the window's pings share one pipeline. The
-    returned future is done when the window has been written (or failed):
-    shield it to await, since it is shared.
+    returned future is done when the window has been written (or failed).
     """
-    loop = asyncio.get_running_loop()
-    batch = _refreshes.setdefault(loop, _Refreshes())
-    batch.pending.setdefault(KEY_PREFIX + group, {})[channel] = time.time()
-    if batch.written is None:
-        batch.written = loop.create_future()
-        loop.call_later(REFRESH_WINDOW_SECONDS, lambda: loop.create_task(_write_refreshes(batch)))
-    return batch.written
+    return _refreshes.submit(KEY_PREFIX + group, (channel, time.time()))
 
 
-async def _write_refreshes(batch: _Refreshes) -> None:
-    pending, written = batch.pending, batch.written
-    batch.pending, batch.written = {}, None
+async def _remove_departed(leaving: dict[str, list[str]]) -> dict:
     try:
         async with _client().pipeline(transaction=False) as pipe:
-            for key, members in pending.items():
-                pipe.zadd(key, members, xx=True)  # xx: a socket already pruned or gone is not brought back
-            await pipe.execute()
-    except (RedisError, OSError):
-        pass  # a missed refresh only ages the entries; the next ping tries again
-    finally:
-        if written is not None and not written.done():
-            written.set_result(None)
-
-
-class _Departures:
-    """Sockets of this event loop leaving together (a stopping daphne), removed in one pipeline."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[str, str]] = []
-        self.flushed: asyncio.Task[None] | None = None
-
-
-_departures: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Departures]" = weakref.WeakKeyDictionary()
-
-
-async def leave_together(group: str, channel: str) -> None:
-    """Remove a socket from its order's count along with every other socket leaving now; best effort.
-
-    A stopping daphne cancels all its consumers at once: one command each
-    would open as many Redis connections as it had sockets. The first one
-    schedules the flush, which runs after the others have queued theirs.
-    """
-    loop = asyncio.get_running_loop()
-    departures = _departures.setdefault(loop, _Departures())
-    departures.pending.append((KEY_PREFIX + group, channel))
-    if departures.flushed is None:
-        departures.flushed = loop.create_task(_flush(departures))
-    await asyncio.shield(departures.flushed)
-
-
-async def _flush(departures: _Departures) -> None:
-    pending, departures.pending, departures.flushed = departures.pending, [], None
-    try:
-        async with _client().pipeline(transaction=False) as pipe:
-            for key, channel in pending:
-                pipe.zrem(key, channel)
+            for key, channels in leaving.items():
+                pipe.zrem(key, *channels)
             await pipe.execute()
     except (RedisError, OSError) as exc:  # the entries age out after STALE_SECONDS
         logger.warning("Open sockets not uncounted on shutdown (Redis: %s)", type(exc).__name__,
-                       extra={"sockets": len(pending)})
+                       extra={"sockets": sum(map(len, leaving.values()))})
+    return {}
+
+
+# A stopping daphne cancels all its consumers at once: one command each would open as many Redis
+# connections as it had sockets. The batch is every socket leaving before the loop's next turn.
+_departures: LoopBatch[str, str, None] = LoopBatch(_remove_departed, 0)
+
+
+async def leave_together(group: str, channel: str) -> None:
+    """Remove a socket from its order's count along with every other socket leaving now; best effort."""
+    await _departures.submit(KEY_PREFIX + group, channel)
 
 
 async def leave(group: str, channel: str) -> None:

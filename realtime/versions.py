@@ -7,12 +7,10 @@ daphne; here the pings of a short window share one query. The answer is still
 read from the database, never from a cache that a Redis outage could leave stale.
 """
 
-import asyncio
-import weakref
-
 from channels.db import database_sync_to_async
 
 from checkout import selectors
+from realtime.batching import LoopBatch
 
 # How long a ping waits for others to share its query. A page pings every 20-40 s and waits seconds
 # for the pong (order.js: a third of its interval, at most 10 s), so 0.2 s is nothing to it; at 2,500
@@ -21,37 +19,14 @@ from checkout import selectors
 WINDOW_SECONDS = 0.2
 
 
-class _Batch:
-    def __init__(self) -> None:
-        self.waiting: dict[str, list[asyncio.Future[int | None]]] = {}
-        self.flush: asyncio.TimerHandle | None = None
+async def _read(waiting: dict[str, list[None]]) -> dict[str, int]:
+    # The database being down raises here: every ping of the window hears it.
+    return await database_sync_to_async(selectors.payment_versions_for_orders)(list(waiting))
 
 
-_batches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch]" = weakref.WeakKeyDictionary()
+_batch: LoopBatch[str, None, int] = LoopBatch(_read, WINDOW_SECONDS)
 
 
 async def current_version(number: str) -> int | None:
     """Return the order's payment version (None for no such order), sharing a query with other pings."""
-    loop = asyncio.get_running_loop()
-    batch = _batches.setdefault(loop, _Batch())
-    answer: asyncio.Future[int | None] = loop.create_future()
-    batch.waiting.setdefault(number, []).append(answer)
-    if batch.flush is None:
-        batch.flush = loop.call_later(WINDOW_SECONDS, lambda: loop.create_task(_read(batch)))
-    return await answer
-
-
-async def _read(batch: _Batch) -> None:
-    waiting, batch.waiting, batch.flush = batch.waiting, {}, None
-    try:
-        versions = await database_sync_to_async(selectors.payment_versions_for_orders)(list(waiting))
-    except Exception as exc:  # the database is down: every ping of the window hears it
-        for answers in waiting.values():
-            for answer in answers:
-                if not answer.done():
-                    answer.set_exception(exc)
-        return
-    for number, answers in waiting.items():
-        for answer in answers:
-            if not answer.done():
-                answer.set_result(versions.get(number))
+    return await _batch.submit(number, None)
