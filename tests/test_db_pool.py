@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the pool is PostgreSQL's")
 
@@ -54,7 +54,7 @@ if sys.argv[1] == "web":
 else:
     import django
     django.setup()
-from django.db import connection
+from django.db import connection, transaction
 connection.ensure_connection()
 connection.close()  # back to the pool
 connection.pool.wait(timeout=20)  # until the pool holds its floor
@@ -78,3 +78,20 @@ def test_a_web_process_keeps_a_full_gate_of_connections_and_a_worker_its_small_f
     """A sale's first second must not wait for new sessions; several workers must not hold 12 each."""
     assert pool_size_after_first_use("web") >= 12
     assert pool_size_after_first_use("worker") <= 3  # its floor of 2; the first request may have grown it by one
+
+
+def test_a_statement_a_session_runs_again_and_again_is_prepared_once(db):
+    """Server-side binding with psycopg's prepare threshold: the hot path's locking read is planned once a session."""
+    from checkout.services.orders import order_create
+    from checkout.statements import payment_locked
+
+    order = order_create(items=[{"name": "Kopi", "price": "15000", "quantity": 1}])
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # psycopg sees it and forgets what this session had prepared
+    for _ in range(6):
+        with transaction.atomic():
+            assert payment_locked(order_number=order.number).order.number == order.number
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%FOR UPDATE%"])
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert len(prepared) == 1 and "$1" in prepared[0], prepared
